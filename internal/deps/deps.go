@@ -5,8 +5,8 @@
 package deps
 
 import (
-	_ "github.com/1password/onepassword-sdk-go"
 	_ "github.com/1Password/connect-sdk-go/connect"
+	_ "github.com/1password/onepassword-sdk-go"
 	_ "github.com/aws/aws-sdk-go-v2/config"
 	_ "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	_ "github.com/hashicorp/vault/api"

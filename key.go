@@ -1,0 +1,146 @@
+package keyprovider
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// Key is an API key and the metadata that came with it. It is immutable and
+// cheap to copy; the zero Key holds no key (see [Key.IsZero]).
+//
+// A Key never shows its value: [Key.String], every fmt verb (%v, %+v, %#v,
+// %s, %q, %x...), [log/slog] (through [Key.LogValue]), [encoding/json] and
+// [encoding.TextMarshaler] all render its [Key.Fingerprint]. Use
+// [Key.Reveal] to get the value, at the one place it goes on the wire.
+type Key struct {
+	value   string
+	version string
+	fp      string
+}
+
+// NewKey returns a Key holding value, taken as it is (no trimming, no
+// validation: use [Service.ParseKey] for input from a backend). version is
+// the backend's version of the secret ("3" for a Vault KV v2 version, an AWS
+// VersionId, ...) and may be empty.
+func NewKey(value, version string) Key {
+	if value == "" {
+		return Key{version: version}
+	}
+	return Key{value: value, version: version, fp: fingerprint(value)}
+}
+
+// Reveal returns the key itself. Call it only where the key is sent to the
+// API it authenticates against, and never log what it returns.
+func (k Key) Reveal() string { return k.value }
+
+// Version returns the backend's version of the secret the key was read from,
+// or "" if the backend has no versions.
+func (k Key) Version() string { return k.version }
+
+// IsZero reports whether k holds no key.
+func (k Key) IsZero() bool { return k.value == "" }
+
+// Equal reports whether k and other hold the same key value. The comparison
+// takes time independent of the contents (it leaks only whether the lengths
+// differ). Versions are not compared: the same key stored twice is the same
+// credential.
+func (k Key) Equal(other Key) bool {
+	return subtle.ConstantTimeCompare([]byte(k.value), []byte(other.value)) == 1
+}
+
+// fingerprintHexLen is how many hex digits of SHA-256 a fingerprint shows:
+// 48 bits, enough to tell apart the handful of keys a service sees, far too
+// few to help anyone recover a key.
+const fingerprintHexLen = 12
+
+// noKey is what a zero Key renders as.
+const noKey = "<no key>"
+
+// Fingerprint returns a short, stable, non-reversible identifier of the key,
+// safe for logs: the key's well-known prefix (if it has the prefix of a
+// [KnownServices] entry) followed by "…" and the first 12 hex digits of the
+// SHA-256 of the whole key, as in "sk-tessera-…3f9a1c2b7d4e". A zero Key
+// renders as "<no key>".
+func (k Key) Fingerprint() string {
+	if k.value == "" {
+		return noKey
+	}
+	return k.fp
+}
+
+func fingerprint(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	prefix := ""
+	for _, s := range KnownServices() {
+		if s.KeyPrefix != "" && strings.HasPrefix(value, s.KeyPrefix) && len(value) > len(s.KeyPrefix) {
+			prefix = s.KeyPrefix
+			break
+		}
+	}
+	return prefix + "…" + hex.EncodeToString(sum[:fingerprintHexLen/2])
+}
+
+// String returns the key's fingerprint.
+func (k Key) String() string { return k.Fingerprint() }
+
+// GoString returns a Go-syntax-like rendering with the fingerprint in place of
+// the value, for %#v.
+func (k Key) GoString() string {
+	return "keyprovider.Key{Fingerprint:" + strconv.Quote(k.Fingerprint()) +
+		", Version:" + strconv.Quote(k.version) + "}"
+}
+
+// Format implements [fmt.Formatter] so that no verb or flag can print the
+// value: %#v prints [Key.GoString], %+v adds the version, %q quotes the
+// fingerprint, and every other verb prints the fingerprint.
+func (k Key) Format(f fmt.State, verb rune) {
+	var s string
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		s = k.GoString()
+	case verb == 'v' && f.Flag('+'):
+		s = k.Fingerprint()
+		if k.version != "" {
+			s += " version=" + k.version
+		}
+	case verb == 'q':
+		s = strconv.Quote(k.Fingerprint())
+	default:
+		s = k.Fingerprint()
+	}
+	_, _ = f.Write([]byte(s))
+}
+
+// LogValue implements [slog.LogValuer]: a key logs as a group of its
+// fingerprint and, when it has one, its version.
+func (k Key) LogValue() slog.Value {
+	if k.version == "" {
+		return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()))
+	}
+	return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()), slog.String("version", k.version))
+}
+
+// MarshalText implements [encoding.TextMarshaler]; it returns the fingerprint.
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.Fingerprint()), nil }
+
+// MarshalJSON implements [encoding/json.Marshaler]; a key encodes as its
+// fingerprint, a JSON string.
+func (k Key) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(k.Fingerprint())), nil }
+
+// errNotDecodable is returned by UnmarshalText: a fingerprint cannot be
+// turned back into a key.
+var errNotDecodable = errors.New("a Key cannot be decoded from text; load it through a Provider")
+
+// UnmarshalText implements [encoding.TextUnmarshaler] only to refuse: a key
+// is never read from configuration text, whose marshalled form is a
+// fingerprint. It returns an error wrapping [ErrInvalidKey], so that decoding
+// a config struct that holds a Key fails loudly instead of leaving it zero.
+func (k *Key) UnmarshalText([]byte) error {
+	return &Error{Provider: "decode", Kind: ErrInvalidKey, Err: errNotDecodable}
+}

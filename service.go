@@ -1,0 +1,157 @@
+package keyprovider
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Service describes an API whose keys this module handles: where its key is
+// conventionally found, what the key looks like, and where it is sent.
+type Service struct {
+	// Name is a short lower-case name, as used on the command line: "tessera".
+	Name string
+	// EnvVar is the conventional environment variable holding the key (or a
+	// reference to it): "TESSERA_API_KEY".
+	EnvVar string
+	// KeyPrefix is the prefix every key of the service starts with:
+	// "sk-tessera-". Empty means keys are not checked for a prefix.
+	KeyPrefix string
+	// BaseURL is the API's base URL: "https://api.tesseraai.cloud/v1". Its
+	// host is the one host a [Transport] built for the service sends the
+	// key to.
+	BaseURL string
+}
+
+// The services this module knows out of the box.
+var (
+	// Tesseral is the Tesseral Backend API: keys "tesseral_secret_key_…" in
+	// TESSERAL_API_KEY.
+	Tesseral = Service{
+		Name:      "tesseral",
+		EnvVar:    "TESSERAL_API_KEY",
+		KeyPrefix: "tesseral_secret_key_",
+		BaseURL:   "https://api.tesseral.com/v1",
+	}
+
+	// Tessera is Tessera's OpenAI-compatible embeddings API: keys
+	// "sk-tessera-…" in TESSERA_API_KEY.
+	Tessera = Service{
+		Name:      "tessera",
+		EnvVar:    "TESSERA_API_KEY",
+		KeyPrefix: "sk-tessera-",
+		BaseURL:   "https://api.tesseraai.cloud/v1",
+	}
+)
+
+// KnownServices returns the services this module knows: [Tesseral] and
+// [Tessera]. Fingerprints show the key prefix of these services.
+func KnownServices() []Service { return []Service{Tesseral, Tessera} }
+
+// LookupService returns the known service named name ("tessera",
+// "tesseral"), and whether there is one.
+func LookupService(name string) (Service, bool) {
+	for _, s := range KnownServices() {
+		if strings.EqualFold(s.Name, name) {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// MaxKeyLen is the longest key [Service.Validate] accepts, in bytes. Real API
+// keys are well under 200 bytes; the bound stops a whole file or a JSON
+// document stored by mistake from going out as a header.
+const MaxKeyLen = 1024
+
+// ValidationError tells why [Service.Validate] rejected a value. It wraps
+// [ErrInvalidKey] and never holds the value itself.
+type ValidationError struct {
+	// Service is the name of the service the value was checked for; may be
+	// empty.
+	Service string
+	// Reason says what is wrong, in words safe to log.
+	Reason string
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	if e.Service == "" {
+		return "invalid key: " + e.Reason
+	}
+	return "invalid " + e.Service + " key: " + e.Reason
+}
+
+// Unwrap returns [ErrInvalidKey].
+func (e *ValidationError) Unwrap() error { return ErrInvalidKey }
+
+// Validate checks that value is a usable key for the service, exactly as
+// given: it does not trim (providers trim before they validate). It rejects
+// an empty value, a value longer than [MaxKeyLen], a value without the
+// service's KeyPrefix or with nothing after it, and any byte that is not
+// printable ASCII (CR, LF, NUL and other control bytes, spaces, DEL, non-ASCII
+// bytes), since each of them could break or smuggle an HTTP header. The zero
+// Service applies every check but the prefix.
+//
+// The error is a [*ValidationError] wrapping [ErrInvalidKey]; it describes
+// the problem without quoting the value.
+func (s Service) Validate(value string) error {
+	bad := func(format string, args ...any) error {
+		return &ValidationError{Service: s.Name, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case value == "":
+		return bad("empty")
+	case len(value) > MaxKeyLen:
+		return bad("%d bytes long, more than the %d allowed", len(value), MaxKeyLen)
+	}
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; {
+		case c == ' ':
+			return bad("space at byte %d", i)
+		case c < 0x20 || c == 0x7f:
+			return bad("control character %#02x at byte %d", c, i)
+		case c > 0x7e:
+			return bad("non-ASCII byte at byte %d", i)
+		}
+	}
+	if s.KeyPrefix != "" {
+		if !strings.HasPrefix(value, s.KeyPrefix) {
+			for _, other := range KnownServices() {
+				if other.KeyPrefix != "" && other.KeyPrefix != s.KeyPrefix && strings.HasPrefix(value, other.KeyPrefix) {
+					return bad("does not start with %q (it looks like a %s key)", s.KeyPrefix, other.Name)
+				}
+			}
+			return bad("does not start with %q", s.KeyPrefix)
+		}
+		if len(value) == len(s.KeyPrefix) {
+			return bad("nothing after the prefix %q", s.KeyPrefix)
+		}
+	}
+	return nil
+}
+
+// ParseKey turns raw, as read from a backend, into a [Key]: it trims
+// surrounding white space (a secret stored with a trailing newline is the
+// commonest mistake), then checks the result with [Service.Validate]. The
+// zero Service applies the checks that keep a header safe, without a prefix.
+func (s Service) ParseKey(raw, version string) (Key, error) {
+	value := strings.TrimSpace(raw)
+	if err := s.Validate(value); err != nil {
+		return Key{}, err
+	}
+	return NewKey(value, version), nil
+}
+
+// Host returns the host (with port, if BaseURL has one) of the service's
+// BaseURL, or "" if BaseURL is empty or does not parse.
+func (s Service) Host() string {
+	if s.BaseURL == "" {
+		return ""
+	}
+	u, err := url.Parse(s.BaseURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
