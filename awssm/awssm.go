@@ -1,0 +1,332 @@
+// Package awssm reads API keys from AWS Secrets Manager.
+//
+// # Usage
+//
+// [New] takes a Secrets Manager client (anything with GetSecretValue, such as
+// *secretsmanager.Client) and a secret ID, a name or a full ARN:
+//
+//	p, err := awssm.New(client, "prod/tessera/api-key", awssm.WithService(keyprovider.Tessera))
+//
+// [FromConfig] builds the client itself from the default AWS configuration
+// chain (environment, shared config and credentials files, SSO, web
+// identity, ECS and EC2 instance roles):
+//
+//	p, err := awssm.FromConfig(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
+//		awssm.WithJSONField("api_key"))
+//
+// # Which value is the key
+//
+// By default the key is the SecretString of the version labelled AWSCURRENT,
+// trimmed. [WithJSONField] reads it from a field of a SecretString holding a
+// JSON object, the shape the console's key/value editor writes. A secret
+// stored as SecretBinary is read the same way. [WithVersionStage] or
+// [WithVersionID] select another version; a Provider never returns
+// AWSPENDING unless asked for it. [keyprovider.Key.Version] is the AWS
+// VersionId.
+//
+// # Rotation
+//
+// Each Fetch reads the secret again, so once a rotation moves AWSCURRENT to
+// a new version (UpdateSecretVersionStage, or PutSecretValue without
+// VersionStages) the next Fetch returns the new key. Wrap the Provider with
+// package rotate to refresh in the background.
+//
+// # Errors
+//
+// Errors are [*keyprovider.Error] values of provider "awssm", classified by
+// the AWS error code: ResourceNotFoundException (and a secret scheduled for
+// deletion) is [keyprovider.ErrNotFound]; AccessDeniedException,
+// DecryptionFailure (KMS) and credential failures are
+// [keyprovider.ErrPermission]; throttling, 5xx answers, timeouts and
+// connection failures, once the SDK's retryer has given up, are
+// [keyprovider.ErrUnavailable]; a value that is not a usable key is
+// [keyprovider.ErrInvalidKey]. The SDK's error stays reachable with
+// [errors.As] (*types.ResourceNotFoundException, [smithy.APIError], ...),
+// and a cancelled or expired context stays matchable with [errors.Is].
+//
+// # Testing
+//
+// Package awssmtest is an emulator of Secrets Manager that a real SDK client
+// talks to over HTTP; use it to test code built on this package.
+package awssm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/keyprovider/keyprovider"
+)
+
+// ProviderName is the Provider field of this package's [*keyprovider.Error]s.
+const ProviderName = "awssm"
+
+// StageCurrent is the staging label of the version a secret's readers get by
+// default.
+const StageCurrent = "AWSCURRENT"
+
+// API is the part of the Secrets Manager client a [Provider] uses.
+// *secretsmanager.Client satisfies it.
+type API interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+var _ API = (*secretsmanager.Client)(nil)
+
+// Options configure a [Provider].
+type Options struct {
+	// VersionStage is the staging label of the version to read. Zero means
+	// "AWSCURRENT" (unless VersionID is set). Setting both VersionStage and
+	// VersionID is a configuration error.
+	VersionStage string
+	// VersionID pins one version of the secret. Zero means: follow
+	// VersionStage.
+	VersionID string
+	// JSONField, if set, names the field of a JSON object secret that holds
+	// the key: with JSONField "api_key", the secret {"api_key": "sk-..."}
+	// yields "sk-...". Zero means the whole secret value is the key.
+	JSONField string
+	// Service is the service the key is for; keys are checked with its
+	// [keyprovider.Service.Validate]. The zero Service checks only that the
+	// key is safe in an HTTP header.
+	Service keyprovider.Service
+
+	// The fields below are used by [FromConfig] only.
+
+	// Region is the AWS region. Zero means the region of the secret's ARN
+	// if the secret ID is an ARN, else the region of the default
+	// configuration (AWS_REGION, the shared config file...).
+	Region string
+	// Endpoint replaces the Secrets Manager endpoint URL (a VPC endpoint, an
+	// emulator). Zero means the SDK's endpoint resolution
+	// (AWS_ENDPOINT_URL_SECRETS_MANAGER included).
+	Endpoint string
+	// LoadOptions are passed to [config.LoadDefaultConfig], after those
+	// made from the fields above. Nil means none.
+	LoadOptions []func(*config.LoadOptions) error
+	// ClientOptions are passed to [secretsmanager.NewFromConfig]. Nil means
+	// none.
+	ClientOptions []func(*secretsmanager.Options)
+}
+
+// Option changes [Options].
+type Option func(*Options)
+
+// WithVersionStage sets [Options.VersionStage].
+func WithVersionStage(stage string) Option { return func(o *Options) { o.VersionStage = stage } }
+
+// WithVersionID sets [Options.VersionID].
+func WithVersionID(id string) Option { return func(o *Options) { o.VersionID = id } }
+
+// WithJSONField sets [Options.JSONField].
+func WithJSONField(field string) Option { return func(o *Options) { o.JSONField = field } }
+
+// WithService sets [Options.Service].
+func WithService(s keyprovider.Service) Option { return func(o *Options) { o.Service = s } }
+
+// WithRegion sets [Options.Region].
+func WithRegion(region string) Option { return func(o *Options) { o.Region = region } }
+
+// WithEndpoint sets [Options.Endpoint].
+func WithEndpoint(url string) Option { return func(o *Options) { o.Endpoint = url } }
+
+// Provider reads a key from one secret of AWS Secrets Manager. It is safe for
+// concurrent use.
+type Provider struct {
+	client   API
+	secretID string
+	opts     Options
+}
+
+var _ keyprovider.Provider = (*Provider)(nil)
+
+// errConfig is the cause of a configuration error.
+var errConfig = errors.New("invalid configuration")
+
+// New returns a Provider reading secretID (a name or an ARN) through client.
+// It does not contact AWS. It fails, with an error wrapping
+// [keyprovider.ErrInvalidKey], if client is nil, secretID is empty or not a
+// Secrets Manager ARN, or both a stage and a version ID are given.
+func New(client API, secretID string, opts ...Option) (*Provider, error) {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	cfgErr := func(format string, args ...any) error {
+		return &keyprovider.Error{Provider: ProviderName, Ref: secretID, Kind: keyprovider.ErrInvalidKey,
+			Err: fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...)}
+	}
+	switch {
+	case client == nil:
+		return nil, cfgErr("nil client")
+	case strings.TrimSpace(secretID) == "":
+		return nil, cfgErr("empty secret ID")
+	case o.VersionStage != "" && o.VersionID != "":
+		return nil, cfgErr("both a version stage (%s) and a version ID (%s) are set; choose one", o.VersionStage, o.VersionID)
+	}
+	if strings.HasPrefix(secretID, "arn:") {
+		if _, err := arnRegion(secretID); err != nil {
+			return nil, cfgErr("%v", err)
+		}
+	}
+	if o.VersionStage == "" && o.VersionID == "" {
+		o.VersionStage = StageCurrent
+	}
+	return &Provider{client: client, secretID: secretID, opts: o}, nil
+}
+
+// arnRegion returns the region of a Secrets Manager secret ARN,
+// "arn:partition:secretsmanager:region:account:secret:name-suffix".
+func arnRegion(arn string) (string, error) {
+	parts := strings.SplitN(arn, ":", 7)
+	if len(parts) != 7 || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[3] == "" || parts[6] == "" {
+		return "", errors.New("not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)")
+	}
+	return parts[3], nil
+}
+
+// FromConfig returns a Provider reading secretID through a client made from
+// the default AWS configuration ([config.LoadDefaultConfig]: environment,
+// shared files, SSO, web identity, container and instance roles), with the
+// region and endpoint of the options. Credentials are resolved at the first
+// Fetch, not here. A configuration that cannot be loaded is reported as
+// [keyprovider.ErrInvalidKey].
+func FromConfig(ctx context.Context, secretID string, opts ...Option) (*Provider, error) {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	region := o.Region
+	if region == "" && strings.HasPrefix(secretID, "arn:") {
+		region, _ = arnRegion(secretID) // New reports a bad ARN
+	}
+	var load []func(*config.LoadOptions) error
+	if region != "" {
+		load = append(load, config.WithRegion(region))
+	}
+	load = append(load, o.LoadOptions...)
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, &keyprovider.Error{Provider: ProviderName, Ref: secretID, Err: err}
+		}
+		return nil, &keyprovider.Error{Provider: ProviderName, Ref: secretID, Kind: keyprovider.ErrInvalidKey,
+			Err: fmt.Errorf("%w: loading the AWS configuration: %w", errConfig, err)}
+	}
+	clientOpts := o.ClientOptions
+	if o.Endpoint != "" {
+		clientOpts = append([]func(*secretsmanager.Options){func(so *secretsmanager.Options) {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}}, clientOpts...)
+	}
+	return New(secretsmanager.NewFromConfig(cfg, clientOpts...), secretID, opts...)
+}
+
+// SecretID returns the name or ARN the Provider reads.
+func (p *Provider) SecretID() string { return p.secretID }
+
+// Fetch reads the secret once and returns the key it holds. See the package
+// documentation for the errors it returns.
+func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
+	if err := ctx.Err(); err != nil {
+		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.secretID, Err: err}
+	}
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(p.secretID)}
+	if p.opts.VersionID != "" {
+		in.VersionId = aws.String(p.opts.VersionID)
+	} else {
+		in.VersionStage = aws.String(p.opts.VersionStage)
+	}
+	out, err := p.client.GetSecretValue(ctx, in)
+	if err != nil {
+		return keyprovider.Key{}, p.classify(ctx, err)
+	}
+	version := aws.ToString(out.VersionId)
+	raw, err := p.value(out)
+	if err != nil {
+		return keyprovider.Key{}, err
+	}
+	k, err := p.opts.Service.ParseKey(raw, version)
+	if err != nil {
+		return keyprovider.Key{}, p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w", version, err))
+	}
+	return k, nil
+}
+
+func (p *Provider) fail(kind, err error) error {
+	return &keyprovider.Error{Provider: ProviderName, Ref: p.secretID, Kind: kind, Err: err}
+}
+
+// Errors about the secret's value. None of them quotes the value.
+var (
+	errNoValue     = errors.New("the secret version holds neither SecretString nor SecretBinary")
+	errNotJSON     = errors.New("the secret value is not a JSON object")
+	errNoField     = errors.New("the secret's JSON object has no such field")
+	errNotString   = errors.New("the secret's JSON field is not a string")
+	errJSONWithout = errors.New("the secret value is a JSON object; name the field holding the key with WithJSONField")
+)
+
+// value extracts the raw key from the secret version, applying JSONField.
+func (p *Provider) value(out *secretsmanager.GetSecretValueOutput) (string, error) {
+	version := aws.ToString(out.VersionId)
+	var raw string
+	switch {
+	case out.SecretString != nil:
+		raw = *out.SecretString
+	case out.SecretBinary != nil:
+		raw = string(out.SecretBinary)
+	default:
+		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w", version, errNoValue))
+	}
+	if p.opts.JSONField == "" {
+		if looksLikeJSONObject(raw) {
+			return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w", version, errJSONWithout))
+		}
+		return raw, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &obj); err != nil || obj == nil {
+		// The decoder's message can quote the value: never include it.
+		return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w (looking for field %q)", version, errNotJSON, p.opts.JSONField))
+	}
+	field, ok := obj[p.opts.JSONField]
+	if !ok {
+		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w: %q (it has %d fields)", version, errNoField, p.opts.JSONField, len(obj)))
+	}
+	var s string
+	if err := json.Unmarshal(field, &s); err != nil {
+		return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w: %q is %s", version, errNotString, p.opts.JSONField, jsonKind(field)))
+	}
+	return s, nil
+}
+
+func looksLikeJSONObject(s string) bool {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") {
+		return false
+	}
+	var obj map[string]json.RawMessage
+	return json.Unmarshal([]byte(s), &obj) == nil
+}
+
+// jsonKind names the type of a JSON value, without its content.
+func jsonKind(v json.RawMessage) string {
+	s := strings.TrimSpace(string(v))
+	switch {
+	case s == "null":
+		return "null"
+	case s == "true" || s == "false":
+		return "a boolean"
+	case strings.HasPrefix(s, "{"):
+		return "an object"
+	case strings.HasPrefix(s, "["):
+		return "an array"
+	default:
+		return "a number"
+	}
+}
