@@ -296,7 +296,7 @@ func (p *Provider) value(out *secretsmanager.GetSecretValueOutput) (string, erro
 	}
 	field, ok := obj[p.opts.JSONField]
 	if !ok {
-		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w: %q (the object has %d)", version, errNoField, p.opts.JSONField, len(obj)))
+		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w: %q (the object has %d field(s))", version, errNoField, p.opts.JSONField, len(obj)))
 	}
 	var s string
 	if err := json.Unmarshal(field, &s); err != nil {
