@@ -495,8 +495,14 @@ func TestSDKSeesTypedErrors(t *testing.T) {
 	}{
 		{awssmtest.DecryptionFailure, func(err error) bool { var e *types.DecryptionFailure; return errors.As(err, &e) }},
 		{awssmtest.InternalServiceError, func(err error) bool { var e *types.InternalServiceError; return errors.As(err, &e) }},
-		{awssmtest.Throttling, func(err error) bool { var e *smithy.GenericAPIError; return errors.As(err, &e) && e.Code == "ThrottlingException" }},
-		{awssmtest.AccessDenied, func(err error) bool { var e *smithy.GenericAPIError; return errors.As(err, &e) && e.Code == "AccessDeniedException" }},
+		{awssmtest.Throttling, func(err error) bool {
+			var e *smithy.GenericAPIError
+			return errors.As(err, &e) && e.Code == "ThrottlingException"
+		}},
+		{awssmtest.AccessDenied, func(err error) bool {
+			var e *smithy.GenericAPIError
+			return errors.As(err, &e) && e.Code == "AccessDeniedException"
+		}},
 	} {
 		t.Run(tc.fault.Code, func(t *testing.T) {
 			srv.FailNext(awssmtest.Match{}, tc.fault, 1)
