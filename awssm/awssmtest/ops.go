@@ -111,12 +111,12 @@ func (s *Server) newVersion(sec *secret, token string, str *string, bin []byte, 
 	if len(stages) > maxStagesPerVersion {
 		return nil, newError(codeLimitExceeded, "A secret version can have at most 20 staging labels.")
 	}
+	if slices.Contains(stages, "") {
+		return nil, errParam("A staging label can't be empty.")
+	}
 	v := &version{id: token, str: str, bin: slices.Clone(bin), created: now}
 	sec.versions = append(sec.versions, v)
-	for _, label := range stages {
-		if label == "" {
-			return nil, errParam("A staging label can't be empty.")
-		}
+	for _, label := range slices.Compact(slices.Sorted(slices.Values(stages))) {
 		if err := sec.attach(label, v); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,66 @@
+package awssm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/awssm"
+	"github.com/keyprovider/keyprovider/awssm/awssmtest"
+)
+
+// A key kept as a field of a JSON secret, read with a client built
+// elsewhere. The emulator stands in for AWS here; in production the client
+// is secretsmanager.NewFromConfig(cfg).
+func Example() {
+	srv := awssmtest.Start()
+	defer srv.Close()
+	client := srv.Client()
+
+	ctx := context.Background()
+	_, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String("prod/tessera"),
+		SecretString: aws.String(`{"api_key": "sk-tessera-example0123456789", "owner": "search-team"}`),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	p, err := awssm.New(client, "prod/tessera",
+		awssm.WithJSONField("api_key"),
+		awssm.WithService(keyprovider.Tessera))
+	if err != nil {
+		log.Fatal(err)
+	}
+	k, err := p.Fetch(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(k) // a Key prints its fingerprint, never its value
+	// Output: sk-tessera-…0deabc250c0f
+}
+
+// FromConfig loads the default AWS configuration chain; a secret named by
+// its ARN is read in the ARN's region.
+func ExampleFromConfig() {
+	ctx := context.Background()
+	p, err := awssm.FromConfig(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
+		awssm.WithJSONField("api_key"),
+		awssm.WithService(keyprovider.Tessera))
+	if err != nil {
+		log.Fatal(err)
+	}
+	k, err := p.Fetch(ctx)
+	switch {
+	case errors.Is(err, keyprovider.ErrPermission):
+		log.Fatalf("check the IAM policy and the KMS key policy: %v", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	log.Printf("loaded %v", k)
+}
