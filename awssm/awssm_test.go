@@ -523,3 +523,22 @@ func TestFromConfig(t *testing.T) {
 		require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 	})
 }
+
+// BenchmarkFetch measures one Fetch through the SDK client and the emulator
+// over loopback HTTP: SigV4 signing, the JSON protocol, and verification.
+func BenchmarkFetch(b *testing.B) {
+	srv := awssmtest.NewServer(b)
+	_, err := srv.Client().CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name: aws.String("svc"), SecretString: aws.String(`{"api_key":"` + keyOne + `"}`),
+	})
+	require.NoError(b, err)
+	p, err := awssm.New(srv.Client(), "svc", awssm.WithJSONField("api_key"), awssm.WithService(keyprovider.Tessera))
+	require.NoError(b, err)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Fetch(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

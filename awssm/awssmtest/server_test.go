@@ -513,3 +513,10 @@ func TestSDKSeesTypedErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLatencyReturnsWhenContextEnds(t *testing.T) {
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	err := awssmtest.Latency(time.Hour)(c, awssmtest.RequestInfo{Op: "GetSecretValue"})
+	require.ErrorIs(t, err, context.Canceled)
+}
