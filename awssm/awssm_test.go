@@ -441,16 +441,49 @@ func TestContextCancellationReleasesBlockedRequest(t *testing.T) {
 	assert.Nil(t, kerr.Kind, "a cancelled fetch is the caller's doing, not the backend's")
 }
 
+// deadlineCtx is a context whose deadline the test makes pass, without a
+// timer.
+type deadlineCtx struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
 func TestContextDeadline(t *testing.T) {
 	srv := awssmtest.NewServer(t)
 	create(t, srv, "svc", keyOne)
-	srv.SetDelay(hang)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
+	entered := make(chan struct{}, 1)
+	srv.SetDelay(func(ctx context.Context, _ awssmtest.RequestInfo) error {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	})
 	p, err := awssm.New(srv.Client(), "svc")
 	require.NoError(t, err)
-	_, err = p.Fetch(ctx)
+
+	ctx := deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Fetch(ctx)
+		done <- err
+	}()
+	<-entered
+	close(ctx.done) // the deadline passes while the request is held
+	err = <-done
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var kerr *keyprovider.Error
+	require.ErrorAs(t, err, &kerr)
+	assert.Nil(t, kerr.Kind)
 }
 
 func TestRotationThroughStagingLabels(t *testing.T) {
