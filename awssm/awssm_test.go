@@ -104,6 +104,12 @@ func TestStageAndVersionID(t *testing.T) {
 		var nf *types.ResourceNotFoundException
 		assert.ErrorAs(t, err, &nf)
 	})
+	t.Run("a secret created without a value is not found", func(t *testing.T) {
+		_, err := srv.Client().CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String("empty")})
+		require.NoError(t, err)
+		_, err = fetch(t, srv.Client(), "empty")
+		assert.ErrorIs(t, err, keyprovider.ErrNotFound)
+	})
 	t.Run("an unknown version ID is not found", func(t *testing.T) {
 		_, err := fetch(t, srv.Client(), "svc", awssm.WithVersionID("00000000-0000-0000-0000-000000000000"))
 		assert.ErrorIs(t, err, keyprovider.ErrNotFound)
