@@ -82,14 +82,16 @@ const (
 //		AllowedHosts: []string{keyprovider.Tessera.Host()},
 //	}
 //
-// openai-go takes such a client with option.WithHTTPClient; leave its API key
-// option unset (or pass any placeholder) so that the Transport's header is
-// the one sent:
+// openai-go takes such a client with option.WithHTTPClient. Leave its API
+// key unset: on an allowed host the Transport replaces any Authorization
+// header the SDK sets. openai-go retries 429s itself, so turn one of the two
+// retry loops off (here the SDK's) lest the attempts multiply:
 //
 //	hc := keyprovider.NewClient(src, keyprovider.WithService(keyprovider.Tessera))
 //	oc := openai.NewClient(
 //		option.WithBaseURL(keyprovider.Tessera.BaseURL),
 //		option.WithHTTPClient(hc),
+//		option.WithMaxRetries(0),
 //	)
 type Transport struct {
 	// Source gives the key for each request. It is called on every

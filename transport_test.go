@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -1082,4 +1083,21 @@ func BenchmarkTransport(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A Transport printed whole (in a panic, a debug log, %+v of a client)
+// must not show the key it caches. (The Source is a function here: what a
+// Source prints is the Source's business.)
+func TestTransportDoesNotPrintKey(t *testing.T) {
+	src := tokenFunc(func(context.Context) (Key, error) { return NewKey(key1, ""), nil })
+	tr := &Transport{Source: src, Base: newCanned(), AllowAnyHost: true}
+	_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
+	require.NoError(t, err)
+	require.NotNil(t, tr.hdr.Load(), "the header cache is empty: nothing is tested")
+	c := &http.Client{Transport: tr}
+	secret := key1[len("sk-tessera-"):]
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		assert.NotContains(t, fmt.Sprintf(format, tr), secret, format)
+		assert.NotContains(t, fmt.Sprintf(format, c), secret, format)
+	}
 }
