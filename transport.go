@@ -612,6 +612,9 @@ const maxDrain = 4 << 10
 
 // discard reads a little of resp's body and closes it.
 func discard(resp *http.Response) {
+	if resp.Body == nil {
+		return
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	_ = resp.Body.Close()
 }

@@ -271,6 +271,19 @@ func TestTransportSetsHeader(t *testing.T) {
 	}
 }
 
+// A request built by hand may have no header map at all.
+func TestTransportRequestWithoutHeader(t *testing.T) {
+	base := &fakeBase{}
+	u, err := url.Parse("https://api.tesseraai.cloud/v1")
+	require.NoError(t, err)
+	req := &http.Request{Method: http.MethodGet, URL: u}
+	resp, err := (&Transport{Source: StaticSource(NewKey(key1, "")), Base: base, AllowAnyHost: true}).RoundTrip(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Nil(t, req.Header)
+	assert.Equal(t, "Bearer "+key1, base.requests()[0].auth)
+}
+
 func TestTransportZeroValueBaseIsDefaultTransport(t *testing.T) {
 	leakcheck(t)
 	srv := newServer(t, nil)
@@ -1100,4 +1113,40 @@ func TestTransportDoesNotPrintKey(t *testing.T) {
 		assert.NotContains(t, fmt.Sprintf(format, tr), secret, format)
 		assert.NotContains(t, fmt.Sprintf(format, c), secret, format)
 	}
+}
+
+// A burst of requests rejected at once: each is replayed once with the
+// fresh key, and the source moves on once.
+func TestTransport401Burst(t *testing.T) {
+	leakcheck(t)
+	src := newRotating(key1, key2, "sk-tessera-key3")
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+key2 {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})
+	c := client(t, &Transport{Source: src, AllowedHosts: []string{srv.host()}})
+	const n = 20
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for range n {
+		wg.Go(func() {
+			resp, err := c.Get(srv.URL)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		assert.Equal(t, http.StatusOK, s)
+	}
+	assert.LessOrEqual(t, len(srv.requests()), 2*n)
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	assert.Equal(t, 1, src.i, "the source moved past the fresh key: a stale rejection was taken for a new one")
 }
