@@ -372,7 +372,9 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// header returns the Authorization header value for k, cached per key.
+// header returns the Authorization header value for k, cached per key. The
+// comparison need not be constant-time: both sides are keys we hold, and no
+// request can make it take longer or shorter.
 func (t *Transport) header(k Key) ([]string, error) {
 	if h := t.hdr.Load(); h != nil && h.key == k.value {
 		return h.value, nil
@@ -384,11 +386,12 @@ func (t *Transport) header(k Key) ([]string, error) {
 	if err := (Service{}).Validate(k.value); err != nil {
 		return nil, &Error{Provider: "transport", Kind: ErrInvalidKey, Err: err}
 	}
-	// A full slice expression: should anything append to the value, it
-	// gets a new array instead of writing into the cache.
+	// Every request shares this slice, read-only as the RoundTripper
+	// contract wants; its capacity is 1, so a Header.Add on a copy gets a
+	// new array instead of writing into the cache.
 	v := []string{"Bearer " + k.value}
-	t.hdr.Store(&authHeader{key: k.value, value: v[:1:1]})
-	return v[:1:1], nil
+	t.hdr.Store(&authHeader{key: k.value, value: v})
+	return v, nil
 }
 
 // authorize returns a shallow copy of req carrying body and the
