@@ -50,21 +50,31 @@ type Error struct {
 	Err error
 }
 
-// Error formats as "keyprovider: <provider> <ref>: <kind>: <cause>".
+// Error formats as "keyprovider: <provider> <ref>: <kind>: <cause>",
+// leaving out what is empty. The kind is left out too when the cause already
+// wraps it (a [*ValidationError] says "invalid key" itself), so that no
+// message says the same thing twice.
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("keyprovider: ")
-	b.WriteString(e.Provider)
-	if e.Ref != "" {
-		b.WriteString(" ")
-		b.WriteString(e.Ref)
+	b.WriteString("keyprovider:")
+	for _, s := range []string{e.Provider, e.Ref} {
+		if s != "" {
+			b.WriteString(" ")
+			b.WriteString(s)
+		}
 	}
-	if e.Kind != nil {
-		b.WriteString(": ")
+	sep := func() {
+		if b.Len() > len("keyprovider:") {
+			b.WriteString(":")
+		}
+		b.WriteString(" ")
+	}
+	if e.Kind != nil && (e.Err == nil || !errors.Is(e.Err, e.Kind)) {
+		sep()
 		b.WriteString(e.Kind.Error())
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
+		sep()
 		b.WriteString(e.Err.Error())
 	}
 	return b.String()
