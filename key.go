@@ -4,11 +4,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Key is an API key and the metadata that came with it. It is immutable and
@@ -49,7 +52,7 @@ func (k Key) IsZero() bool { return k.value == "" }
 // Equal reports whether k and other hold the same key value. The comparison
 // takes time independent of the contents (it leaks only whether the lengths
 // differ). Versions are not compared: the same key stored twice is the same
-// credential.
+// credential. Two zero Keys are equal.
 func (k Key) Equal(other Key) bool {
 	return subtle.ConstantTimeCompare([]byte(k.value), []byte(other.value)) == 1
 }
@@ -98,7 +101,9 @@ func (k Key) GoString() string {
 
 // Format implements [fmt.Formatter] so that no verb or flag can print the
 // value: %#v prints [Key.GoString], %+v adds the version, %q quotes the
-// fingerprint, and every other verb prints the fingerprint.
+// fingerprint, and every other verb prints the fingerprint. A width pads the
+// result (on the left, or on the right with the '-' flag); a precision is
+// ignored.
 func (k Key) Format(f fmt.State, verb rune) {
 	var s string
 	switch {
@@ -114,7 +119,18 @@ func (k Key) Format(f fmt.State, verb rune) {
 	default:
 		s = k.Fingerprint()
 	}
-	_, _ = f.Write([]byte(s))
+	pad := ""
+	if w, ok := f.Width(); ok {
+		if n := w - utf8.RuneCountInString(s); n > 0 {
+			pad = strings.Repeat(" ", n)
+		}
+	}
+	if f.Flag('-') {
+		s += pad
+	} else {
+		s = pad + s
+	}
+	_, _ = io.WriteString(f, s)
 }
 
 // LogValue implements [slog.LogValuer]: a key logs as a group of its
@@ -131,7 +147,7 @@ func (k Key) MarshalText() ([]byte, error) { return []byte(k.Fingerprint()), nil
 
 // MarshalJSON implements [encoding/json.Marshaler]; a key encodes as its
 // fingerprint, a JSON string.
-func (k Key) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(k.Fingerprint())), nil }
+func (k Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.Fingerprint()) }
 
 // errNotDecodable is returned by UnmarshalText: a fingerprint cannot be
 // turned back into a key.
