@@ -12,6 +12,18 @@
 //	}
 //
 // Each subtest gets a fresh harness, so a harness may use one secret.
+//
+// # What it checks
+//
+// A provider returns the key that was set, the same key (and version) on a
+// second fetch, and the new key right after a rotation (with a new version,
+// if it reports versions). A secret never set, or deleted, is
+// [keyprovider.ErrNotFound], reported as a [*keyprovider.Error] naming the
+// provider. Surrounding white space is trimmed; a blank value, one with a
+// CR/LF inside and one longer than [keyprovider.MaxKeyLen] are
+// [keyprovider.ErrInvalidKey]. A cancelled context or an expired deadline
+// stays matchable with [errors.Is]. No error comes with a key, and no error
+// shows the key. Concurrent fetches are safe (run the suite with -race).
 package keyprovidertest
 
 import (
@@ -21,6 +33,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyprovider/keyprovider"
 )
@@ -60,13 +73,17 @@ func RunConformance(t *testing.T, newHarness HarnessMaker) {
 		run  func(t *testing.T, h Harness)
 	}{
 		{"ReturnsKeySet", testReturnsKeySet},
+		{"FetchIsStable", testFetchIsStable},
 		{"SeesRotation", testSeesRotation},
 		{"MissingIsNotFound", testMissingIsNotFound},
 		{"DeletedIsNotFound", testDeletedIsNotFound},
+		{"ErrorsAreTyped", testErrorsAreTyped},
 		{"TrimsWhitespace", testTrimsWhitespace},
 		{"RejectsBlankValue", testRejectsBlankValue},
 		{"RejectsHeaderBreakingValue", testRejectsHeaderBreaking},
+		{"RejectsOverlongValue", testRejectsOverlong},
 		{"HonoursCancelledContext", testCancelledContext},
+		{"HonoursExpiredDeadline", testExpiredDeadline},
 		{"ConcurrentFetches", testConcurrent},
 	}
 	for _, tc := range tests {
@@ -106,6 +123,18 @@ func fetchValue(t *testing.T, p keyprovider.Provider) keyprovider.Key {
 	return k
 }
 
+// fetchErr fetches expecting an error: it fails the test if Fetch returns
+// a key along with its error, or an error showing any of the secrets.
+func fetchErr(t *testing.T, ctx context.Context, p keyprovider.Provider, secrets ...string) error {
+	t.Helper()
+	k, err := p.Fetch(ctx)
+	if err != nil && !k.IsZero() {
+		t.Errorf("Fetch returned a key %v along with its error %v", k, err)
+	}
+	checkNoLeak(t, err, secrets...)
+	return err
+}
+
 // checkNoLeak fails the test if err's message contains any of the secrets.
 func checkNoLeak(t *testing.T, err error, secrets ...string) {
 	t.Helper()
@@ -127,6 +156,15 @@ func testReturnsKeySet(t *testing.T, h Harness) {
 	k := fetchValue(t, p)
 	if got := k.Reveal(); got != KeyA {
 		t.Errorf("Fetch = %s, want the key set (%s)", k, keyprovider.NewKey(KeyA, ""))
+	}
+}
+
+func testFetchIsStable(t *testing.T, h Harness) {
+	set(t, h, KeyA)
+	p := provider(t, h)
+	first, second := fetchValue(t, p), fetchValue(t, p)
+	if !first.Equal(second) || first.Version() != second.Version() {
+		t.Errorf("two fetches with no change between them = %+v and %+v, want the same key and version", first, second)
 	}
 }
 
@@ -162,11 +200,26 @@ func testDeletedIsNotFound(t *testing.T, h Harness) {
 	if err := h.Delete(context.Background()); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	_, err := p.Fetch(context.Background())
+	err := fetchErr(t, context.Background(), p, KeyA)
 	if !errors.Is(err, keyprovider.ErrNotFound) {
 		t.Fatalf("Fetch after Delete: err = %v, want ErrNotFound", err)
 	}
-	checkNoLeak(t, err, KeyA)
+}
+
+// testErrorsAreTyped checks that a backend's error is a *keyprovider.Error
+// naming the backend, as every package of the module returns.
+func testErrorsAreTyped(t *testing.T, h Harness) {
+	err := fetchErr(t, context.Background(), provider(t, h))
+	var ke *keyprovider.Error
+	if !errors.As(err, &ke) {
+		t.Fatalf("Fetch of a secret never set: err = %#v, want a *keyprovider.Error", err)
+	}
+	if ke.Provider == "" {
+		t.Errorf("the error %q does not name its provider", err)
+	}
+	if ke.Kind != keyprovider.ErrNotFound {
+		t.Errorf("the error's Kind = %v, want ErrNotFound", ke.Kind)
+	}
 }
 
 func testTrimsWhitespace(t *testing.T, h Harness) {
@@ -179,7 +232,7 @@ func testTrimsWhitespace(t *testing.T, h Harness) {
 
 func testRejectsBlankValue(t *testing.T, h Harness) {
 	set(t, h, " \n")
-	_, err := provider(t, h).Fetch(context.Background())
+	err := fetchErr(t, context.Background(), provider(t, h))
 	if !errors.Is(err, keyprovider.ErrInvalidKey) {
 		t.Fatalf("Fetch of a blank value: err = %v, want ErrInvalidKey", err)
 	}
@@ -196,14 +249,38 @@ func testRejectsHeaderBreaking(t *testing.T, h Harness) {
 	checkNoLeak(t, err, secretPart)
 }
 
+// testRejectsOverlong stores a value one byte longer than
+// keyprovider.MaxKeyLen, such as a whole document stored by mistake.
+func testRejectsOverlong(t *testing.T, h Harness) {
+	secretPart := "conformanceLONG" + strings.Repeat("x", keyprovider.MaxKeyLen)
+	value := "sk-tessera-" + secretPart
+	value = value[:keyprovider.MaxKeyLen+1]
+	set(t, h, value)
+	err := fetchErr(t, context.Background(), provider(t, h), value[len("sk-tessera-"):][:40])
+	if !errors.Is(err, keyprovider.ErrInvalidKey) {
+		t.Fatalf("Fetch of a %d-byte value: err = %v, want ErrInvalidKey", len(value), err)
+	}
+}
+
 func testCancelledContext(t *testing.T, h Harness) {
 	set(t, h, KeyA)
 	p := provider(t, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	k, err := p.Fetch(ctx)
+	err := fetchErr(t, ctx, p, KeyA)
 	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Fetch with a cancelled context = (%v, %v), want context.Canceled", k, err)
+		t.Fatalf("Fetch with a cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+func testExpiredDeadline(t *testing.T, h Harness) {
+	set(t, h, KeyA)
+	p := provider(t, h)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel()
+	err := fetchErr(t, ctx, p, KeyA)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fetch with an expired deadline: err = %v, want context.DeadlineExceeded", err)
 	}
 }
 
