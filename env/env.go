@@ -23,7 +23,8 @@
 //
 // The value is trimmed of surrounding white space (a secret file usually
 // ends with a newline) and then checked with [keyprovider.Service.Validate]
-// for the provider's service. A blank value, or a reference such as
+// for the provider's service. A blank value, a value wrapped in quotes (as
+// `docker run --env-file` passes KEY="..." on), or a reference such as
 // "vault://kv/tessera#key" (which [keyprovider.FromEnv] follows, and this
 // package does not), is [keyprovider.ErrInvalidKey].
 //
@@ -201,8 +202,11 @@ func (p *Provider) readFile(fileVar, path string) (keyprovider.Key, error) {
 // parse turns raw, read from the variable ref (or the file at path), into a
 // key of the provider's service.
 func (p *Provider) parse(ref, path, raw string) (keyprovider.Key, error) {
-	if refPattern.MatchString(strings.TrimSpace(raw)) {
+	switch v := strings.TrimSpace(raw); {
+	case refPattern.MatchString(v):
 		return keyprovider.Key{}, p.fail(ref, keyprovider.ErrInvalidKey, withPath(path, errReference))
+	case len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0]:
+		return keyprovider.Key{}, p.fail(ref, keyprovider.ErrInvalidKey, withPath(path, errQuoted))
 	}
 	k, err := p.opts.Service.ParseKey(raw, "")
 	if err != nil {
@@ -260,5 +264,6 @@ func (e *ConflictError) Error() string {
 var (
 	errNoName    = errors.New("no variable name given")
 	errBlankPath = errors.New("set to an empty path")
+	errQuoted    = errors.New("is wrapped in quotes, which are not part of a key (docker run --env-file keeps them): remove them")
 	errReference = errors.New("holds a reference (scheme://...), not a key; this provider reads keys only: use keyprovider.FromEnv to follow references")
 )
