@@ -32,9 +32,9 @@
 //
 // Nothing is cached: every Fetch reads the variables again, and the file
 // again, so a supervisor or a test that changes the environment, or a kubelet
-// that swaps a mounted secret, is seen by the next Fetch. Put a
-// rotate.Source in front of the provider to fetch in the background rather
-// than on every request.
+// that swaps a mounted secret, is seen by the next Fetch. Put package rotate
+// in front of the provider to fetch in the background rather than on every
+// request.
 //
 // # Files
 //
@@ -76,9 +76,9 @@ const providerName = "env"
 // the path of a file holding the key: TESSERA_API_KEY_FILE.
 const FileSuffix = envread.FileSuffix
 
-// MaxFileSize is the largest key file Fetch reads, in bytes: far more than
-// a key of [keyprovider.MaxKeyLen] bytes with any white space around it, far
-// less than a log file or a disk image named by mistake.
+// MaxFileSize is the largest key file Fetch reads, in bytes (64 KiB): far
+// more than a key of [keyprovider.MaxKeyLen] bytes with any white space
+// around it, far less than a log file or a disk image named by mistake.
 const MaxFileSize = envread.MaxFileSize
 
 // Options configures a [Provider].
