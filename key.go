@@ -21,6 +21,11 @@ import (
 // %s, %q, %x...), [log/slog] (through [Key.LogValue]), [encoding/json] and
 // [encoding.TextMarshaler] all render its [Key.Fingerprint]. Use
 // [Key.Reveal] to get the value, at the one place it goes on the wire.
+//
+// Compare keys with [Key.Equal], never with ==, and do not use a Key as a
+// map key: == compares the representation, which is not promised to stay
+// the value (it is to move behind a pointer, so that fmt cannot print it by
+// reflection as an unexported struct field).
 type Key struct {
 	value   string
 	version string
