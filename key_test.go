@@ -424,3 +424,12 @@ func TestKeyRedactedInPanic(t *testing.T) {
 }
 
 func sha256Sum(v string) [32]byte { return sha256.Sum256([]byte(v)) }
+
+// BenchmarkNewKey measures making a key, fingerprint included: what every
+// Fetch pays.
+func BenchmarkNewKey(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = keyprovider.NewKey(secretKey, "1")
+	}
+}

@@ -216,3 +216,13 @@ func TestServiceParseKey(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkValidate(b *testing.B) {
+	v := "sk-tessera-Tj7mZJ8X2qKmRnGYpA4LbZqW8c3hN1JrV5fH9pK0"
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := keyprovider.Tessera.Validate(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
