@@ -41,7 +41,8 @@
 // The file must be a regular file (a symbolic link to one, as Kubernetes
 // mounts secrets, is fine) of at most [MaxFileSize] bytes; a directory, FIFO,
 // device or larger file is refused before it is read, as
-// [keyprovider.ErrInvalidKey]. A missing file is looked up once more (the
+// [keyprovider.ErrInvalidKey], as is a path that cannot be resolved (a
+// symbolic link loop, a name too long). A missing file is looked up once more (the
 // kubelet removes the old copy of a secret just after it links in the new
 // one, so a lookup can cross the swap), then is [keyprovider.ErrNotFound],
 // one we may not read [keyprovider.ErrPermission], any other failure to read
@@ -236,7 +237,10 @@ func fileErrKind(err error) error {
 		return keyprovider.ErrNotFound
 	case errors.Is(err, fs.ErrPermission):
 		return keyprovider.ErrPermission
-	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular):
+	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular),
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
+		// The path names something that is not a key file, or cannot name
+		// anything: a configuration mistake that retrying will not cure.
 		return keyprovider.ErrInvalidKey
 	default:
 		return keyprovider.ErrUnavailable

@@ -100,6 +100,10 @@ func TestFetchErrors(t *testing.T) {
 	refFile := writeFile(t, dir, "ref", "vault://kv/tessera#"+secretPart)
 	plainFile := writeFile(t, dir, "plain", "x")
 	missing := filepath.Join(dir, "missing")
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink("loop", loop); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name string
@@ -136,6 +140,8 @@ func TestFetchErrors(t *testing.T) {
 			[]string{"TESSERA_API_KEY_FILE: key not found: ", missing, "no such file or directory"}},
 		{"path through a file", []string{"TESSERA_API_KEY_FILE", filepath.Join(plainFile, "key")}, keyprovider.ErrNotFound, "TESSERA_API_KEY_FILE",
 			[]string{plainFile, "not a directory"}},
+		{"symbolic link loop", []string{"TESSERA_API_KEY_FILE", loop}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
+			[]string{loop, "too many levels of symbolic links"}},
 		{"directory", []string{"TESSERA_API_KEY_FILE", dir}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
 			[]string{dir, "not a regular file (a directory)"}},
 		{"file too large", []string{"TESSERA_API_KEY_FILE", bigFile}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
