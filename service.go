@@ -105,6 +105,10 @@ func (s Service) Validate(value string) error {
 	case len(value) > MaxKeyLen:
 		return bad("%d bytes long, more than the %d allowed", len(value), MaxKeyLen)
 	}
+	if strings.HasPrefix(value, "\ufeff") {
+		// Notepad and some other editors save one at the start of a file.
+		return bad("starts with a UTF-8 byte order mark")
+	}
 	for i := 0; i < len(value); i++ {
 		switch c := value[i]; {
 		case c == ' ':

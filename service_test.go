@@ -91,6 +91,7 @@ func validateCases() []struct{ name, value, reason string } {
 		{"no-break space", p + "a\u00a0b", "non-ASCII byte at byte 12"},
 		{"invalid UTF-8", p + "a\xff", "non-ASCII byte at byte 12"},
 		{"zero-width space", p + "a\u200bb", "non-ASCII byte at byte 12"},
+		{"byte order mark", "\ufeff" + p + "abc", "starts with a UTF-8 byte order mark"},
 	}
 }
 
@@ -167,6 +168,7 @@ var validateMessage = regexp.MustCompile(`^invalid (\w+ )?key: (` + strings.Join
 	`space at byte \d+`,
 	`control character 0x[0-9a-f]{2} at byte \d+`,
 	`non-ASCII byte at byte \d+`,
+	`starts with a UTF-8 byte order mark`,
 	`does not start with "[^"]*"( \(it looks like a \w+ key\))?`,
 	`nothing after the prefix "[^"]*"`,
 }, "|") + `)$`)

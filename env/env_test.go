@@ -99,6 +99,7 @@ func TestFetchErrors(t *testing.T) {
 	bigFile := writeFile(t, dir, "big", secretKey+strings.Repeat("\n", env.MaxFileSize))
 	refFile := writeFile(t, dir, "ref", "vault://kv/tessera#"+secretPart)
 	plainFile := writeFile(t, dir, "plain", "x")
+	bomFile := writeFile(t, dir, "bom", "\ufeff"+secretKey+"\r\n")
 	missing := filepath.Join(dir, "missing")
 	loop := filepath.Join(dir, "loop")
 	if err := os.Symlink("loop", loop); err != nil {
@@ -152,6 +153,8 @@ func TestFetchErrors(t *testing.T) {
 			[]string{crlfFile, "control character 0x0d"}},
 		{"other service's key in a file", []string{"TESSERA_API_KEY_FILE", tesseralFile}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
 			[]string{tesseralFile, "it looks like a tesseral key"}},
+		{"file saved with a byte order mark", []string{"TESSERA_API_KEY_FILE", bomFile}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
+			[]string{bomFile, "starts with a UTF-8 byte order mark"}},
 		{"reference in a file", []string{"TESSERA_API_KEY_FILE", refFile}, keyprovider.ErrInvalidKey, "TESSERA_API_KEY_FILE",
 			[]string{refFile, "holds a reference"}},
 	}
