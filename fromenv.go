@@ -73,6 +73,9 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 		}
 		return EnvSource{Var: v.Var, Ref: Ref{Scheme: "file", Path: path}}, nil
 	}
+	if isQuoted(v.Text) {
+		return EnvSource{}, &Error{Provider: envProviderName, Ref: v.Var, Kind: ErrInvalidKey, Err: errQuoted}
+	}
 	if !looksLikeRef(v.Text) {
 		return EnvSource{Var: v.Var}, nil
 	}
@@ -154,7 +157,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 		}
 		return &EnvProvider{src: src, p: ProviderFunc(func(ctx context.Context) (Key, error) {
 			if err := ctx.Err(); err != nil {
-				return Key{}, err
+				return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 			}
 			k, err := readVar(lookup, name, svc)
 			if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, errChainedRef) {

@@ -160,6 +160,8 @@ func TestFromEnvErrors(t *testing.T) {
 		{"missing part", []string{"TESSERA_API_KEY", "vault://kv#api_key"}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", "mount and a path"}},
 		{"unknown parameter", []string{"TESSERA_API_KEY", "vault://kv/t#k?versoin=2"}, keyprovider.ErrInvalidKey, []string{`unknown parameter "versoin"`}},
 		{"not linked", []string{"TESSERA_API_KEY", "awssm://prod/tessera"}, keyprovider.ErrSchemeNotLinked, []string{"TESSERA_API_KEY", `import _ "github.com/keyprovider/keyprovider/awssm"`}},
+		{"quoted literal", []string{"TESSERA_API_KEY", `"sk-tessera-DoNotEchoMe0123456789"`}, keyprovider.ErrInvalidKey, []string{"wrapped in quotes"}},
+		{"quoted reference", []string{"TESSERA_API_KEY", `'vault://kv/tessera#api_key'`}, keyprovider.ErrInvalidKey, []string{"wrapped in quotes"}},
 		{"refers to itself", []string{"TESSERA_API_KEY", "env://TESSERA_API_KEY"}, keyprovider.ErrInvalidKey, []string{"refers to itself"}},
 	}
 	for _, tc := range tests {

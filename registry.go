@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/keyprovider/keyprovider/internal/envread"
 )
@@ -240,7 +241,7 @@ func openEnvRef(_ context.Context, req OpenRequest) (Provider, error) {
 	name, svc, lookup := req.Ref.Path, req.Service, req.LookupEnv
 	return ProviderFunc(func(ctx context.Context) (Key, error) {
 		if err := ctx.Err(); err != nil {
-			return Key{}, err
+			return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 		}
 		return readVar(lookup, name, svc)
 	}), nil
@@ -250,7 +251,7 @@ func openFileRef(_ context.Context, req OpenRequest) (Provider, error) {
 	path, svc := req.Ref.Path, req.Service
 	return ProviderFunc(func(ctx context.Context) (Key, error) {
 		if err := ctx.Err(); err != nil {
-			return Key{}, err
+			return Key{}, &Error{Provider: fileProviderName, Ref: path, Err: err}
 		}
 		return readFile(path, svc)
 	}), nil
@@ -267,20 +268,42 @@ func readVar(lookup func(string) (string, bool), name string, svc Service) (Key,
 	if looksLikeRef(strings.TrimSpace(v)) {
 		return Key{}, &Error{Provider: envProviderName, Ref: name, Kind: ErrInvalidKey, Err: errChainedRef}
 	}
-	k, err := svc.ParseKey(v, "")
+	k, err := parseKey(svc, v)
 	if err != nil {
 		return Key{}, &Error{Provider: envProviderName, Ref: name, Kind: ErrInvalidKey, Err: err}
 	}
 	return k, nil
 }
 
+// parseKey is svc.ParseKey, after refusing a value wrapped in quotes with
+// a message that says so.
+func parseKey(svc Service, raw string) (Key, error) {
+	if isQuoted(strings.TrimSpace(raw)) {
+		return Key{}, errQuoted
+	}
+	return svc.ParseKey(raw, "")
+}
+
+// isQuoted reports whether v is wrapped in a pair of single or double
+// quotes, which `docker run --env-file` and some .env loaders keep.
+func isQuoted(v string) bool {
+	return len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0]
+}
+
 // readFile reads the key held in the file at path.
 func readFile(path string, svc Service) (Key, error) {
 	raw, err := envread.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// The kubelet swaps a mounted secret by pointing a symbolic link at
+		// a new directory and then removing the old one; a lookup that
+		// followed the old link may find its directory gone. Looking again
+		// follows the new link.
+		raw, err = envread.ReadFile(path)
+	}
 	if err != nil {
 		return Key{}, &Error{Provider: fileProviderName, Ref: path, Kind: fileErrKind(err), Err: err}
 	}
-	k, err := svc.ParseKey(raw, "")
+	k, err := parseKey(svc, raw)
 	if err != nil {
 		return Key{}, &Error{Provider: fileProviderName, Ref: path, Kind: ErrInvalidKey, Err: err}
 	}
@@ -290,11 +313,16 @@ func readFile(path string, svc Service) (Key, error) {
 // fileErrKind classifies a failure to read a key file.
 func fileErrKind(err error) error {
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		// ENOTDIR: a component of the path is a file, so the file is not
+		// there.
 		return ErrNotFound
 	case errors.Is(err, os.ErrPermission):
 		return ErrPermission
-	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular):
+	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular),
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
+		// Not a key file, or a path that cannot name one: a configuration
+		// mistake that retrying will not cure.
 		return ErrInvalidKey
 	default:
 		return ErrUnavailable
@@ -303,5 +331,6 @@ func fileErrKind(err error) error {
 
 var (
 	errVarNotSet  = errors.New("variable not set")
+	errQuoted     = errors.New("the value is wrapped in quotes, which are not part of a key (docker run --env-file keeps them): remove them")
 	errChainedRef = errors.New("the variable holds a reference; an env:// reference must name a variable holding the key itself")
 )

@@ -58,6 +58,8 @@ func TestOpenBuiltinErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad")
 	require.NoError(t, os.WriteFile(bad, []byte("sk-other-SECRETVALUE123"), 0o600))
+	quoted := filepath.Join(dir, "quoted")
+	require.NoError(t, os.WriteFile(quoted, []byte(`"sk-tessera-SECRETVALUE123"`+"\n"), 0o600))
 	tests := []struct {
 		name string
 		ref  string
@@ -66,6 +68,8 @@ func TestOpenBuiltinErrors(t *testing.T) {
 	}{
 		{"file missing", "file://" + filepath.Join(dir, "nope"), nil, keyprovider.ErrNotFound},
 		{"file is a directory", "file://" + dir, nil, keyprovider.ErrInvalidKey},
+		{"a path component is a file", "file://" + bad + "/key", nil, keyprovider.ErrNotFound},
+		{"file holds a quoted key", "file://" + quoted, nil, keyprovider.ErrInvalidKey},
 		{"file holds a bad key", "file://" + bad, nil, keyprovider.ErrInvalidKey},
 		{"variable unset", "env://NOPE", map[string]string{}, keyprovider.ErrNotFound},
 		{"variable blank", "env://BLANK", map[string]string{"BLANK": "  "}, keyprovider.ErrInvalidKey},
