@@ -133,7 +133,7 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 // nothing to an authenticated client that follows rotations:
 //
 //	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera)
-//	src, err := rotate.New(ctx, p)
+//	src, err := rotate.New(p)
 //	client := keyprovider.NewClient(src, keyprovider.WithService(keyprovider.Tessera))
 //
 // [WithLookupEnv] replaces the process environment (in tests, or to read an

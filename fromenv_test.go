@@ -270,3 +270,19 @@ func (h *envRefHarness) Provider(ctx context.Context) (keyprovider.Provider, err
 func (h *envRefHarness) Set(_ context.Context, v string) error { h.env.Set("THE_KEY", v); return nil }
 func (h *envRefHarness) Delete(context.Context) error          { h.env.Unset("THE_KEY"); return nil }
 func (h *envRefHarness) Close()                                {}
+
+// BenchmarkFromEnvFetch measures a Fetch of a literal key, re-read from the
+// environment each time.
+func BenchmarkFromEnvFetch(b *testing.B) {
+	env := newTestEnv("TESSERA_API_KEY", keyA)
+	p, err := keyprovider.FromEnv(context.Background(), keyprovider.Tessera, env.opt())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Fetch(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

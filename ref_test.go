@@ -222,3 +222,20 @@ func TestRefStringEscapes(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkParseRef(b *testing.B) {
+	for _, in := range []string{
+		"env://OTHER_VAR",
+		"vault://secret/apps/tessera#api_key?version=3&namespace=team-a",
+		"awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/tessera-AbCdEf#api_key",
+	} {
+		b.Run(strings.SplitN(in, ":", 2)[0], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := keyprovider.ParseRef(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
