@@ -376,21 +376,21 @@ func isLoopback(host string) bool {
 // comparison need not be constant-time: both sides are keys we hold, and no
 // request can make it take longer or shorter.
 func (t *Transport) header(k Key) ([]string, error) {
-	if h := t.hdr.Load(); h != nil && h.key == k.value {
+	if h := t.hdr.Load(); h != nil && h.key == k.Reveal() {
 		return h.value, nil
 	}
 	if k.IsZero() {
 		return nil, &Error{Provider: "transport", Kind: ErrNotFound, Err: errNoKey}
 	}
 	// The zero Service checks only that the key can go in a header.
-	if err := (Service{}).Validate(k.value); err != nil {
+	if err := (Service{}).Validate(k.Reveal()); err != nil {
 		return nil, &Error{Provider: "transport", Kind: ErrInvalidKey, Err: err}
 	}
 	// Every request shares this slice, read-only as the RoundTripper
 	// contract wants; its capacity is 1, so a Header.Add on a copy gets a
 	// new array instead of writing into the cache.
-	v := []string{"Bearer " + k.value}
-	t.hdr.Store(&authHeader{key: k.value, value: v})
+	v := []string{"Bearer " + k.Reveal()}
+	t.hdr.Store(&authHeader{key: k.Reveal(), value: v})
 	return v, nil
 }
 
