@@ -1,0 +1,156 @@
+package rotate
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/keyprovider/keyprovider"
+)
+
+// Defaults of the [Options] fields whose zero value means "the default".
+const (
+	// DefaultRefreshInterval: API keys are long-lived and rotated by
+	// people or by a rotation job; five minutes bounds how long a replica
+	// keeps a rotated-away key while costing a fleet of 10,000 replicas
+	// about 33 backend reads a second.
+	DefaultRefreshInterval = 5 * time.Minute
+	// DefaultJitter moves each refresh by up to ±10% of the interval.
+	DefaultJitter = 0.2
+	// DefaultMaxStale: a backend outage shorter than a day never takes a
+	// service down; [Source.Health] reports [Stale] from the first failed
+	// refresh, so a readiness probe or an alert sees it long before.
+	DefaultMaxStale = 24 * time.Hour
+	// DefaultMinRefreshInterval bounds the fetches forced by
+	// [Source.Invalidate] to one per this interval.
+	DefaultMinRefreshInterval = 5 * time.Second
+	// DefaultBackoffBase is the first delay after a failed refresh.
+	DefaultBackoffBase = time.Second
+	// DefaultBackoffMax caps the delay between failed refreshes.
+	DefaultBackoffMax = 2 * time.Minute
+	// DefaultFetchTimeout bounds one backend fetch.
+	DefaultFetchTimeout = 30 * time.Second
+)
+
+// Options configure a [Source]. The zero value of every field means its
+// default, so a zero Options is a good configuration.
+type Options struct {
+	// RefreshInterval is how often the key is fetched again in the
+	// background. Zero means DefaultRefreshInterval.
+	RefreshInterval time.Duration
+
+	// Jitter is the width of the random spread around RefreshInterval, as a
+	// fraction of it: each refresh waits RefreshInterval×(1±Jitter/2).
+	// Besides, the first refresh after the first key is drawn uniformly
+	// from a whole interval, so replicas started in the same instant do not
+	// refresh in step. Zero means DefaultJitter; a negative value means no
+	// jitter at all (for tests); values above 1 are clamped to 1.
+	Jitter float64
+
+	// MaxStale is how long after the last successful fetch the last good
+	// key is still served while refreshes fail. Past it, Token returns an
+	// error wrapping keyprovider.ErrUnavailable and the last backend error.
+	// Zero means DefaultMaxStale.
+	MaxStale time.Duration
+
+	// MinRefreshInterval is the least time between two fetches forced by
+	// Invalidate, so that a revoked key under a flood of 401s costs the
+	// backend at most one fetch per interval. Zero means
+	// DefaultMinRefreshInterval.
+	MinRefreshInterval time.Duration
+
+	// BackoffBase and BackoffMax shape the exponential backoff, with full
+	// jitter, between failed refreshes. Zero means DefaultBackoffBase and
+	// DefaultBackoffMax.
+	BackoffBase, BackoffMax time.Duration
+
+	// FetchTimeout bounds each backend fetch. The fetch runs on the
+	// Source's own context, not a caller's, so that one impatient caller
+	// cannot cancel a fetch others wait for. Zero means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
+
+	// Service, when set, checks every fetched key with
+	// [keyprovider.Service.Validate] before it replaces the current one.
+	// The zero Service checks only that the key can go in a header.
+	Service keyprovider.Service
+
+	// Verify, when set, is called with every fetched key that differs from
+	// the current one, before it is promoted (for example a cheap
+	// authenticated call). An error keeps the current key and counts as a
+	// failed refresh. Nil means no check.
+	Verify func(ctx context.Context, k keyprovider.Key) error
+
+	// Logger receives refreshes, rotations and failures, with fingerprints
+	// only. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// Clock is the source of time. Nil means the system clock.
+	Clock Clock
+
+	// Rand returns a uniform float64 in [0, 1) for jitter. Nil means
+	// math/rand/v2.Float64. Tests set it to make jitter deterministic.
+	Rand func() float64
+}
+
+// Option changes [Options].
+type Option func(*Options)
+
+// WithRefreshInterval sets Options.RefreshInterval.
+func WithRefreshInterval(d time.Duration) Option {
+	return func(o *Options) { o.RefreshInterval = d }
+}
+
+// WithMaxStale sets Options.MaxStale.
+func WithMaxStale(d time.Duration) Option { return func(o *Options) { o.MaxStale = d } }
+
+// WithService sets Options.Service.
+func WithService(svc keyprovider.Service) Option { return func(o *Options) { o.Service = svc } }
+
+// WithVerify sets Options.Verify.
+func WithVerify(verify func(ctx context.Context, k keyprovider.Key) error) Option {
+	return func(o *Options) { o.Verify = verify }
+}
+
+// WithLogger sets Options.Logger.
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// WithClock sets Options.Clock.
+func WithClock(c Clock) Option { return func(o *Options) { o.Clock = c } }
+
+// resolve fills in the defaults and clamps out-of-range values.
+func (o Options) resolve() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.RefreshInterval, DefaultRefreshInterval)
+	def(&o.MaxStale, DefaultMaxStale)
+	def(&o.MinRefreshInterval, DefaultMinRefreshInterval)
+	def(&o.BackoffBase, DefaultBackoffBase)
+	def(&o.BackoffMax, DefaultBackoffMax)
+	def(&o.FetchTimeout, DefaultFetchTimeout)
+	switch {
+	case o.Jitter == 0:
+		o.Jitter = DefaultJitter
+	case o.Jitter < 0:
+		o.Jitter = 0
+	case o.Jitter > 1:
+		o.Jitter = 1
+	}
+	if o.BackoffMax < o.BackoffBase {
+		o.BackoffMax = o.BackoffBase
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	return o
+}

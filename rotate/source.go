@@ -1,0 +1,579 @@
+// Package rotate turns a [keyprovider.Provider] into a cached
+// [keyprovider.TokenSource] that follows key rotation, survives backend
+// outages on its last good key, and costs nothing to read.
+//
+// # Reading
+//
+// [Source.Token] is an atomic load once a key is held: no lock, no clock
+// read, no allocation. Callers that arrive before the first key share one
+// backend fetch, each waiting on its own context.
+//
+// # Refreshing
+//
+// [New] starts one background goroutine that fetches the first key at once,
+// then again every RefreshInterval with jitter (the first refresh spread
+// over a whole interval, so replicas started together do not refresh in
+// step). A fetched key replaces the current one only when it passes the
+// service's format check and the optional Verify hook. Failures back off
+// exponentially with full jitter, and the last good key keeps being served
+// until MaxStale has passed since the last success: a backend outage is
+// invisible to requests, and visible in [Source.Health].
+//
+// [Source.Invalidate], which [keyprovider.Transport] calls on a 401, forces
+// a refresh when the rejected key is still the current one, at most once per
+// MinRefreshInterval however many requests fail. [Source.Refresh] forces a
+// fetch and waits for it, for start-up checks, runbooks and tests.
+//
+// # Lifetime
+//
+// [Source.Close] stops the goroutines the Source started and waits for
+// them; later calls to Token fail with [ErrClosed].
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keyprovider/keyprovider"
+)
+
+// ErrClosed is returned by [Source.Token] and [Source.Refresh] after
+// [Source.Close].
+var ErrClosed = errors.New("rotate: source closed")
+
+var errClosed = &keyprovider.Error{Provider: "rotate", Err: ErrClosed}
+
+// snapshot is what Token reads: the key to serve, or the error to return.
+type snapshot struct {
+	key keyprovider.Key
+	// err, when set, is returned by Token instead of key: closed, past
+	// MaxStale, or a failed first fetch.
+	err error
+	// retryAt is, for a failed first fetch, when Token may start another
+	// fetch; until then callers get err at once (a failing backend is not
+	// hammered by every caller).
+	retryAt time.Time
+}
+
+// Source is a cached, self-refreshing [keyprovider.TokenSource] over a
+// [keyprovider.Provider]. It also implements [keyprovider.Invalidator]. Its
+// methods are safe for concurrent use.
+type Source struct {
+	p keyprovider.Provider
+	o Options
+
+	cur atomic.Pointer[snapshot]
+	sf  singleflight.Group
+
+	ctx    context.Context // the Source's lifetime; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the refresher and the notifier
+	// inflight counts fetches under way; Add only under mu while !closed.
+	inflight sync.WaitGroup
+	kick   chan struct{} // forced refresh requests, collapsed
+
+	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
+
+	mu          sync.Mutex // guards the fields below; never held while calling out
+	closed      bool
+	lastSuccess time.Time
+	lastErr     error
+	failStreak  int
+	fetches     uint64
+	failures    uint64
+	rotations   uint64
+	subs        map[int]func(old, new keyprovider.Key)
+	nextSub     int
+	events      []rotation
+	wake        chan struct{} // tells the notifier there are events
+}
+
+type rotation struct{ old, new keyprovider.Key }
+
+// New returns a Source over p and starts its background goroutine, which
+// fetches the first key at once. New does no I/O itself and never fails for
+// a non-nil p; a Token call before the first fetch completes waits for it.
+// To fail fast at start-up, call [Source.Refresh] after New.
+//
+// The caller must call [Source.Close] to stop the goroutines.
+func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
+	if p == nil {
+		return nil, &keyprovider.Error{Provider: "rotate", Kind: keyprovider.ErrInvalidKey, Err: errors.New("nil Provider")}
+	}
+	var o Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Source{
+		p:    p,
+		o:    o.resolve(),
+		kick: make(chan struct{}, 1),
+		subs: make(map[int]func(old, new keyprovider.Key)),
+		wake: make(chan struct{}, 1),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go s.refresher()
+	go s.notifier()
+	return s, nil
+}
+
+// Token returns the current key. Once a key is held it is an atomic load and
+// never waits on the backend, even while a refresh is running or failing.
+// Before the first key, callers share one backend fetch and each returns
+// when it completes or when its own ctx is done. Past MaxStale without a
+// successful refresh, Token returns an error that wraps
+// keyprovider.ErrUnavailable and the last backend error; after Close, one
+// that wraps ErrClosed.
+func (s *Source) Token(ctx context.Context) (keyprovider.Key, error) {
+	if snap := s.cur.Load(); snap != nil {
+		if snap.err == nil {
+			return snap.key, nil
+		}
+		if !snap.key.IsZero() || snap.retryAt.IsZero() || s.o.Clock.Now().Before(snap.retryAt) {
+			return keyprovider.Key{}, snap.err
+		}
+	}
+	return s.fetchShared(ctx, true)
+}
+
+// Refresh fetches the key now (joining a fetch already running), waits for
+// it on ctx, and returns the key it got or the error of the fetch. A key that
+// fails validation or Verify is returned as an error and does not replace
+// the current one.
+func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {
+	return s.fetchShared(ctx, false)
+}
+
+// Invalidate reports that stale was rejected by the server. If stale is the
+// current key, a refresh starts in the background, unless one was forced
+// less than MinRefreshInterval ago; otherwise (an older key, or the zero
+// Key) nothing happens. It never blocks.
+func (s *Source) Invalidate(stale keyprovider.Key) {
+	snap := s.cur.Load()
+	if snap == nil || snap.key.IsZero() || !snap.key.Equal(stale) {
+		return
+	}
+	now := s.o.Clock.Now().UnixNano()
+	last := s.lastForced.Load()
+	if last != 0 && now-last < int64(s.o.MinRefreshInterval) {
+		return
+	}
+	if !s.lastForced.CompareAndSwap(last, now) {
+		return // another caller won this interval
+	}
+	s.o.Logger.Warn("rotate: key rejected, refreshing", "key", stale)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// OnRotate registers fn to be called after every change of the key, with
+// the key it replaced (the zero Key for the first key) and the new one. It
+// is called once per real change, never with equal keys, in order, from a
+// goroutine of the Source's, never while a lock is held; a slow fn delays
+// later notifications but never the refresher. The returned func
+// unregisters fn.
+func (s *Source) OnRotate(fn func(old, new keyprovider.Key)) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextSub
+	s.nextSub++
+	s.subs[id] = fn
+	return func() {
+		s.mu.Lock()
+		delete(s.subs, id)
+		s.mu.Unlock()
+	}
+}
+
+// Close stops the background goroutines and waits for them, then makes
+// Token and Refresh fail with ErrClosed. A fetch under way is cancelled.
+// Close is idempotent; it always returns nil.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	prev := s.cur.Load()
+	snap := &snapshot{err: errClosed}
+	if prev != nil {
+		snap.key = prev.key // kept for Health; Token returns err
+	}
+	s.cur.Store(snap)
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.inflight.Wait()
+	return nil
+}
+
+// fetchShared runs one fetch, shared with every caller that asks meanwhile,
+// and waits for it on ctx. With cold set (a Token call that found no key), a
+// fetch that completed between the caller's look and its joining is not
+// repeated: its outcome is answered instead.
+func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, error) {
+	if err := ctx.Err(); err != nil {
+		return keyprovider.Key{}, err
+	}
+	ch := s.sf.DoChan("fetch", func() (any, error) {
+		if !s.enter() {
+			return keyprovider.Key{}, errClosed
+		}
+		defer s.inflight.Done()
+		if snap := s.cur.Load(); cold && snap != nil {
+			if snap.err == nil {
+				return snap.key, nil
+			}
+			if !snap.retryAt.IsZero() && s.o.Clock.Now().Before(snap.retryAt) {
+				return keyprovider.Key{}, snap.err
+			}
+		}
+		return s.fetch()
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return keyprovider.Key{}, r.Err
+		}
+		return r.Val.(keyprovider.Key), nil
+	case <-ctx.Done():
+		return keyprovider.Key{}, ctx.Err()
+	}
+}
+
+// enter registers a fetch about to run, unless the Source is closed, so that
+// Close can wait for it.
+func (s *Source) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// fetch reads the backend once, on the Source's own context, and records
+// the outcome. It is only called through s.sf.
+func (s *Source) fetch() (keyprovider.Key, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.o.FetchTimeout)
+	defer cancel()
+	k, err := s.p.Fetch(ctx)
+	if err == nil {
+		err = s.check(ctx, k)
+	}
+	now := s.o.Clock.Now()
+
+	s.mu.Lock()
+	s.fetches++
+	prev := s.cur.Load()
+	if s.closed {
+		s.mu.Unlock()
+		return keyprovider.Key{}, errClosed
+	}
+	if err != nil {
+		s.failures++
+		s.failStreak++
+		s.lastErr = err
+		held := prev != nil && !prev.key.IsZero()
+		switch {
+		case !held:
+			s.cur.Store(&snapshot{err: err, retryAt: now.Add(s.backoff(s.failStreak))})
+		case now.Sub(s.lastSuccess) >= s.o.MaxStale:
+			s.cur.Store(&snapshot{key: prev.key, err: &keyprovider.Error{
+				Provider: "rotate", Kind: keyprovider.ErrUnavailable,
+				Err: fmt.Errorf("no successful refresh for %s (MaxStale): %w", now.Sub(s.lastSuccess).Round(time.Second), err),
+			}})
+		}
+		streak := s.failStreak
+		s.mu.Unlock()
+		s.logFailure(err, prev, streak)
+		return keyprovider.Key{}, err
+	}
+	var old keyprovider.Key
+	if prev != nil {
+		old = prev.key
+	}
+	changed := !old.Equal(k)
+	s.cur.Store(&snapshot{key: k})
+	s.lastSuccess = now
+	s.lastErr = nil
+	s.failStreak = 0
+	if changed {
+		s.rotations++
+		s.events = append(s.events, rotation{old: old, new: k})
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.o.Logger.Info("rotate: new key", "old", old, "new", k)
+	} else {
+		s.o.Logger.Debug("rotate: key refreshed, unchanged", "key", k)
+	}
+	return k, nil
+}
+
+// check validates k and, when it differs from the current key, runs Verify.
+func (s *Source) check(ctx context.Context, k keyprovider.Key) error {
+	if err := s.o.Service.Validate(k.Reveal()); err != nil {
+		return &keyprovider.Error{Provider: "rotate", Kind: keyprovider.ErrInvalidKey, Err: err}
+	}
+	if s.o.Verify == nil {
+		return nil
+	}
+	if cur := s.cur.Load(); cur != nil && cur.key.Equal(k) {
+		return nil
+	}
+	if err := s.o.Verify(ctx, k); err != nil {
+		return &keyprovider.Error{Provider: "rotate", Ref: "verify", Kind: keyprovider.ErrInvalidKey, Err: err}
+	}
+	return nil
+}
+
+func (s *Source) logFailure(err error, prev *snapshot, streak int) {
+	attrs := []any{"error", err, "failures_in_a_row", streak}
+	if prev != nil && !prev.key.IsZero() {
+		attrs = append(attrs, "serving", prev.key)
+	}
+	// A missing secret or a refusal is a configuration problem someone has
+	// to fix: say so loudly. Transient failures are warnings.
+	if errors.Is(err, keyprovider.ErrNotFound) || errors.Is(err, keyprovider.ErrPermission) || errors.Is(err, keyprovider.ErrInvalidKey) {
+		s.o.Logger.Error("rotate: refresh failed; keeping the last good key", attrs...)
+		return
+	}
+	s.o.Logger.Warn("rotate: refresh failed; keeping the last good key", attrs...)
+}
+
+// refresher is the background goroutine: it fetches at once, then on the
+// refresh schedule, on backoff after failures, and when Invalidate kicks it.
+func (s *Source) refresher() {
+	defer s.wg.Done()
+	var delay time.Duration // the first fetch happens at once
+	first := true
+	for {
+		if delay > 0 || !first {
+			t := s.o.Clock.NewTimer(delay)
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+			case <-s.kick:
+				t.Stop()
+			}
+		}
+		_, err := s.fetchShared(s.ctx, false)
+		if s.ctx.Err() != nil {
+			return
+		}
+		delay = s.nextDelay(err, first)
+		if err == nil {
+			first = false
+		}
+	}
+}
+
+// nextDelay is the wait before the next background fetch.
+func (s *Source) nextDelay(err error, beforeFirstKey bool) time.Duration {
+	if err != nil {
+		s.mu.Lock()
+		streak, last := s.failStreak, s.lastSuccess
+		s.mu.Unlock()
+		d := s.backoff(streak)
+		// Refresh right at MaxStale, so the switch to failing is on time.
+		if !last.IsZero() {
+			if until := last.Add(s.o.MaxStale).Sub(s.o.Clock.Now()); until > 0 && until < d {
+				d = until
+			}
+		}
+		return d
+	}
+	if beforeFirstKey {
+		// Spread the first refresh over a whole interval: replicas started
+		// in the same instant then refresh at independent phases for good.
+		return time.Duration(s.o.Rand() * float64(s.o.RefreshInterval))
+	}
+	j := s.o.Jitter * (s.o.Rand() - 0.5)
+	return time.Duration(float64(s.o.RefreshInterval) * (1 + j))
+}
+
+// backoff is the delay after the n-th failure in a row: exponential from
+// BackoffBase, capped at BackoffMax, with full jitter over its upper half.
+func (s *Source) backoff(n int) time.Duration {
+	d := s.o.BackoffBase
+	for i := 1; i < n && d < s.o.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.o.BackoffMax)
+	return d/2 + time.Duration(s.o.Rand()*float64(d/2))
+}
+
+// notifier delivers rotation events to the subscribers, in order, outside
+// every lock.
+func (s *Source) notifier() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		events := s.events
+		s.events = nil
+		subs := make([]func(old, new keyprovider.Key), 0, len(s.subs))
+		for i := 0; i < s.nextSub; i++ {
+			if fn, ok := s.subs[i]; ok {
+				subs = append(subs, fn)
+			}
+		}
+		s.mu.Unlock()
+		for _, ev := range events {
+			for _, fn := range subs {
+				fn(ev.old, ev.new)
+			}
+		}
+	}
+}
+
+// State is the condition of a [Source], as [Source.Health] reports it.
+type State int
+
+const (
+	// Starting: no key yet, and no fetch has failed.
+	Starting State = iota
+	// Fresh: the last refresh succeeded.
+	Fresh
+	// Stale: refreshes are failing, and the last good key is served.
+	Stale
+	// Failed: no key can be served: the first fetch failed, or MaxStale
+	// has passed since the last success.
+	Failed
+	// Closed: Close was called.
+	Closed
+)
+
+var stateNames = [...]string{"starting", "fresh", "stale", "failed", "closed"}
+
+// String returns the state's lower-case name.
+func (st State) String() string {
+	if st < 0 || int(st) >= len(stateNames) {
+		return fmt.Sprintf("State(%d)", int(st))
+	}
+	return stateNames[st]
+}
+
+// Health is a Source's condition and counters, for readiness probes and
+// metrics. It holds no key: only its fingerprint.
+type Health struct {
+	// State is the named condition.
+	State State
+	// Fingerprint and Version describe the key being served ("<no key>"
+	// and "" when none).
+	Fingerprint, Version string
+	// LastSuccess is when the last fetch succeeded (zero if none); Age is
+	// the time since then.
+	LastSuccess time.Time
+	Age         time.Duration
+	// LastError is the error of the last fetch if it failed, else nil.
+	LastError error
+	// Fetches, Failures and Rotations count backend fetches, failed
+	// fetches, and changes of the key since New.
+	Fetches, Failures, Rotations uint64
+}
+
+// Ready returns nil if the Source can serve a key (Fresh or Stale), or an
+// error saying why not, for a readiness probe.
+func (h Health) Ready() error {
+	switch h.State {
+	case Fresh, Stale:
+		return nil
+	case Starting:
+		return errors.New("rotate: no key fetched yet")
+	case Closed:
+		return ErrClosed
+	default:
+		if h.LastError != nil {
+			return fmt.Errorf("rotate: no usable key: %w", h.LastError)
+		}
+		return errors.New("rotate: no usable key")
+	}
+}
+
+// Health returns the Source's condition and counters.
+func (s *Source) Health() Health {
+	now := s.o.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := Health{
+		LastSuccess: s.lastSuccess,
+		LastError:   s.lastErr,
+		Fetches:     s.fetches,
+		Failures:    s.failures,
+		Rotations:   s.rotations,
+	}
+	snap := s.cur.Load()
+	var k keyprovider.Key
+	if snap != nil {
+		k = snap.key
+	}
+	h.Fingerprint, h.Version = k.Fingerprint(), k.Version()
+	if !s.lastSuccess.IsZero() {
+		h.Age = now.Sub(s.lastSuccess)
+	}
+	switch {
+	case s.closed:
+		h.State = Closed
+	case snap == nil:
+		h.State = Starting
+	case snap.err != nil:
+		h.State = Failed
+	case s.lastErr != nil:
+		h.State = Stale
+	default:
+		h.State = Fresh
+	}
+	return h
+}
+
+// String describes the Source by the state and fingerprint of its key, so
+// that printing a Source never dumps its internals.
+func (s *Source) String() string {
+	h := s.Health()
+	return "rotate.Source(" + h.State.String() + " " + h.Fingerprint + ")"
+}
+
+// GoString is [Source.String], for %#v.
+func (s *Source) GoString() string { return s.String() }
+
+// LogValue implements [slog.LogValuer] for a Health.
+func (h Health) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("state", h.State.String()),
+		slog.String("fingerprint", h.Fingerprint),
+		slog.Duration("age", h.Age),
+		slog.Uint64("fetches", h.Fetches),
+		slog.Uint64("failures", h.Failures),
+	}
+	if h.Version != "" {
+		attrs = append(attrs, slog.String("version", h.Version))
+	}
+	if h.LastError != nil {
+		attrs = append(attrs, slog.String("last_error", h.LastError.Error()))
+	}
+	return slog.GroupValue(attrs...)
+}
