@@ -77,7 +77,7 @@ type Source struct {
 	wg     sync.WaitGroup // the refresher and the notifier
 	// inflight counts fetches under way; Add only under mu while !closed.
 	inflight sync.WaitGroup
-	kick   chan struct{} // forced refresh requests, collapsed
+	kick     chan struct{} // forced refresh requests, collapsed
 
 	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
 
