@@ -27,7 +27,17 @@ import (
 // the value (it is to move behind a pointer, so that fmt cannot print it by
 // reflection as an unexported struct field).
 type Key struct {
-	value   string
+	// d is behind a pointer so that reflection (fmt printing a struct that
+	// holds a Key in an unexported field, where Format is not called)
+	// shows an address, never the value; it also makes a Key one word to
+	// copy on the hot path. nil is the zero Key.
+	d *keyData
+}
+
+type keyData struct {
+	// value is behind a pointer of its own: fmt's bad-verb path prints a
+	// pointer to a struct as &{...}, but a *string as an address.
+	value   *string
 	version string
 	fp      string
 }
@@ -38,28 +48,41 @@ type Key struct {
 // VersionId, ...) and may be empty.
 func NewKey(value, version string) Key {
 	if value == "" {
-		return Key{version: version}
+		if version == "" {
+			return Key{}
+		}
+		return Key{&keyData{version: version}}
 	}
-	return Key{value: value, version: version, fp: fingerprint(value)}
+	return Key{&keyData{value: &value, version: version, fp: fingerprint(value)}}
 }
 
 // Reveal returns the key itself. Call it only where the key is sent to the
 // API it authenticates against, and never log what it returns.
-func (k Key) Reveal() string { return k.value }
+func (k Key) Reveal() string {
+	if k.d == nil || k.d.value == nil {
+		return ""
+	}
+	return *k.d.value
+}
 
 // Version returns the backend's version of the secret the key was read from,
 // or "" if the backend has no versions.
-func (k Key) Version() string { return k.version }
+func (k Key) Version() string {
+	if k.d == nil {
+		return ""
+	}
+	return k.d.version
+}
 
 // IsZero reports whether k holds no key.
-func (k Key) IsZero() bool { return k.value == "" }
+func (k Key) IsZero() bool { return k.d == nil || k.d.value == nil }
 
 // Equal reports whether k and other hold the same key value. The comparison
 // takes time independent of the contents (it leaks only whether the lengths
 // differ). Versions are not compared: the same key stored twice is the same
 // credential. Two zero Keys are equal.
 func (k Key) Equal(other Key) bool {
-	return subtle.ConstantTimeCompare([]byte(k.value), []byte(other.value)) == 1
+	return subtle.ConstantTimeCompare([]byte(k.Reveal()), []byte(other.Reveal())) == 1
 }
 
 // fingerprintHexLen is how many hex digits of SHA-256 a fingerprint shows:
@@ -76,10 +99,10 @@ const noKey = "<no key>"
 // SHA-256 of the whole key, as in "sk-tessera-…3f9a1c2b7d4e". A zero Key
 // renders as "<no key>".
 func (k Key) Fingerprint() string {
-	if k.value == "" {
+	if k.IsZero() {
 		return noKey
 	}
-	return k.fp
+	return k.d.fp
 }
 
 func fingerprint(value string) string {
@@ -101,7 +124,7 @@ func (k Key) String() string { return k.Fingerprint() }
 // the value, for %#v.
 func (k Key) GoString() string {
 	return "keyprovider.Key{Fingerprint:" + strconv.Quote(k.Fingerprint()) +
-		", Version:" + strconv.Quote(k.version) + "}"
+		", Version:" + strconv.Quote(k.Version()) + "}"
 }
 
 // Format implements [fmt.Formatter] so that no verb or flag can print the
@@ -116,8 +139,8 @@ func (k Key) Format(f fmt.State, verb rune) {
 		s = k.GoString()
 	case verb == 'v' && f.Flag('+'):
 		s = k.Fingerprint()
-		if k.version != "" {
-			s += " version=" + k.version
+		if k.Version() != "" {
+			s += " version=" + k.Version()
 		}
 	case verb == 'q':
 		s = strconv.Quote(k.Fingerprint())
@@ -141,10 +164,10 @@ func (k Key) Format(f fmt.State, verb rune) {
 // LogValue implements [slog.LogValuer]: a key logs as a group of its
 // fingerprint and, when it has one, its version.
 func (k Key) LogValue() slog.Value {
-	if k.version == "" {
+	if k.Version() == "" {
 		return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()))
 	}
-	return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()), slog.String("version", k.version))
+	return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()), slog.String("version", k.Version()))
 }
 
 // MarshalText implements [encoding.TextMarshaler]; it returns the fingerprint.
