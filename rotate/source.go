@@ -133,6 +133,14 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 // keyprovider.ErrUnavailable and the last backend error; after Close, one
 // that wraps ErrClosed.
 func (s *Source) Token(ctx context.Context) (keyprovider.Key, error) {
+	if snap := s.cur.Load(); snap != nil && snap.err == nil {
+		return snap.key, nil // the hot path: small enough to be inlined
+	}
+	return s.tokenSlow(ctx)
+}
+
+// tokenSlow is Token without a servable key: closed, failed, or cold.
+func (s *Source) tokenSlow(ctx context.Context) (keyprovider.Key, error) {
 	if snap := s.cur.Load(); snap != nil {
 		if snap.err == nil {
 			return snap.key, nil
@@ -219,28 +227,21 @@ func (s *Source) Close() error {
 }
 
 // fetchShared runs one fetch, shared with every caller that asks meanwhile,
-// and waits for it on ctx. With cold set (a Token call that found no key), a
-// fetch that completed between the caller's look and its joining is not
-// repeated: its outcome is answered instead.
+// and waits for it on ctx. With cold set (a Token call that found no key, or
+// the fetch New starts), callers first share a look at the current state, so
+// that a fetch that completed between a caller's look and its joining is
+// not repeated: its outcome is answered instead. Without it (Refresh, the
+// schedule, Invalidate), the backend is always read.
 func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return keyprovider.Key{}, err
 	}
-	ch := s.sf.DoChan("fetch", func() (any, error) {
-		if !s.enter() {
-			return keyprovider.Key{}, errClosed
-		}
-		defer s.inflight.Done()
-		if snap := s.cur.Load(); cold && snap != nil {
-			if snap.err == nil {
-				return snap.key, nil
-			}
-			if !snap.retryAt.IsZero() && s.o.Clock.Now().Before(snap.retryAt) {
-				return keyprovider.Key{}, snap.err
-			}
-		}
-		return s.fetch()
-	})
+	var ch <-chan singleflight.Result
+	if cold {
+		ch = s.sf.DoChan("cold", s.fetchCold)
+	} else {
+		ch = s.sf.DoChan("fetch", s.fetchNow)
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -250,6 +251,30 @@ func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, e
 	case <-ctx.Done():
 		return keyprovider.Key{}, ctx.Err()
 	}
+}
+
+// fetchCold answers from the current state if it is servable, or a recent
+// first-fetch failure, and otherwise joins or starts a real fetch.
+func (s *Source) fetchCold() (any, error) {
+	if snap := s.cur.Load(); snap != nil {
+		if snap.err == nil {
+			return snap.key, nil
+		}
+		if !snap.retryAt.IsZero() && s.o.Clock.Now().Before(snap.retryAt) {
+			return keyprovider.Key{}, snap.err
+		}
+	}
+	r := <-s.sf.DoChan("fetch", s.fetchNow)
+	return r.Val, r.Err
+}
+
+// fetchNow reads the backend, unless the Source is closed.
+func (s *Source) fetchNow() (any, error) {
+	if !s.enter() {
+		return keyprovider.Key{}, errClosed
+	}
+	defer s.inflight.Done()
+	return s.fetch()
 }
 
 // enter registers a fetch about to run, unless the Source is closed, so that
@@ -360,27 +385,38 @@ func (s *Source) logFailure(err error, prev *snapshot, streak int) {
 
 // refresher is the background goroutine: it fetches at once, then on the
 // refresh schedule, on backoff after failures, and when Invalidate kicks it.
+// A forced fetch leaves the schedule as it was: were it to restart the
+// interval, a rotation answered by 401s on every replica of a fleet would
+// put all of them back in step.
 func (s *Source) refresher() {
 	defer s.wg.Done()
-	var delay time.Duration // the first fetch happens at once
-	first := true
+	var due time.Time // when the next scheduled fetch falls due; zero: now
+	first := true     // no key fetched yet
+	initial := true   // the fetch New starts
 	for {
-		if delay > 0 || !first {
-			t := s.o.Clock.NewTimer(delay)
+		if !due.IsZero() {
+			t := s.o.Clock.NewTimer(due.Sub(s.o.Clock.Now()))
 			select {
 			case <-s.ctx.Done():
 				t.Stop()
 				return
-			case <-t.C():
 			case <-s.kick:
 				t.Stop()
+				if _, _ = s.fetchShared(s.ctx, false); s.ctx.Err() != nil {
+					return
+				}
+				continue
+			case <-t.C():
 			}
 		}
-		_, err := s.fetchShared(s.ctx, false)
+		// A fetch a caller of Token completed just before the one New
+		// starts counts as it (cold); every later due refresh fetches.
+		_, err := s.fetchShared(s.ctx, initial)
+		initial = false
 		if s.ctx.Err() != nil {
 			return
 		}
-		delay = s.nextDelay(err, first)
+		due = s.o.Clock.Now().Add(s.nextDelay(err, first))
 		if err == nil {
 			first = false
 		}

@@ -95,15 +95,15 @@ type fixture struct {
 	b     *backend
 	clock *rotatetest.Clock
 	src   *rotate.Source
-	logs  *bytes.Buffer
+	logs  *syncWriter
 }
 
 func newFixture(t *testing.T, b *backend, opts ...rotate.Option) *fixture {
 	t.Helper()
-	f := &fixture{t: t, b: b, clock: rotatetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: new(bytes.Buffer)}
+	f := &fixture{t: t, b: b, clock: rotatetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &syncWriter{w: new(bytes.Buffer)}}
 	base := []rotate.Option{
 		rotate.WithClock(f.clock),
-		rotate.WithLogger(slog.New(slog.NewTextHandler(&syncWriter{w: f.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		rotate.WithLogger(slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		func(o *rotate.Options) { o.Rand = func() float64 { return 0.5 } },
 	}
 	src, err := rotate.New(b, append(base, opts...)...)
@@ -142,6 +142,13 @@ func (f *fixture) mustToken() keyprovider.Key {
 type syncWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
+}
+
+// String returns what was written so far.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
