@@ -1,0 +1,19 @@
+// Module bench holds the benchmarks behind BENCHMARKS.md: keyprovider's hot
+// paths beside the libraries users would otherwise pick. It is a module of
+// its own so that those peers never enter the library's dependencies.
+module github.com/keyprovider/keyprovider/bench
+
+go 1.26.0
+
+replace github.com/keyprovider/keyprovider => ../
+
+require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/keyprovider/keyprovider v0.0.0-00010101000000-000000000000
+	golang.org/x/oauth2 v0.38.0
+)
+
+require (
+	github.com/aws/smithy-go v1.28.9 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+)
