@@ -60,6 +60,10 @@ type snapshot struct {
 	// fetch; until then callers get err at once (a failing backend is not
 	// hammered by every caller).
 	retryAt time.Time
+	// rejected marks key as reported by Invalidate while the forced
+	// refresh runs: Token then waits for that refresh (on its own context)
+	// instead of handing out the rejected key again.
+	rejected bool
 }
 
 // Source is a cached, self-refreshing [keyprovider.TokenSource] over a
@@ -77,7 +81,6 @@ type Source struct {
 	wg     sync.WaitGroup // the refresher and the notifier
 	// inflight counts fetches under way; Add only under mu while !closed.
 	inflight sync.WaitGroup
-	kick     chan struct{} // forced refresh requests, collapsed
 
 	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
 
@@ -114,7 +117,6 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 	s := &Source{
 		p:    p,
 		o:    o.resolve(),
-		kick: make(chan struct{}, 1),
 		subs: make(map[int]func(old, new keyprovider.Key)),
 		wake: make(chan struct{}, 1),
 	}
@@ -133,18 +135,16 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 // keyprovider.ErrUnavailable and the last backend error; after Close, one
 // that wraps ErrClosed.
 func (s *Source) Token(ctx context.Context) (keyprovider.Key, error) {
-	if snap := s.cur.Load(); snap != nil && snap.err == nil {
-		return snap.key, nil // the hot path: small enough to be inlined
+	if snap := s.cur.Load(); snap != nil && snap.err == nil && !snap.rejected {
+		return snap.key, nil // the hot path
 	}
 	return s.tokenSlow(ctx)
 }
 
-// tokenSlow is Token without a servable key: closed, failed, or cold.
+// tokenSlow is Token without a servable key: closed, failed, cold, or
+// rejected and being refreshed.
 func (s *Source) tokenSlow(ctx context.Context) (keyprovider.Key, error) {
-	if snap := s.cur.Load(); snap != nil {
-		if snap.err == nil {
-			return snap.key, nil
-		}
+	if snap := s.cur.Load(); snap != nil && snap.err != nil {
 		if !snap.key.IsZero() || snap.retryAt.IsZero() || s.o.Clock.Now().Before(snap.retryAt) {
 			return keyprovider.Key{}, snap.err
 		}
@@ -160,13 +160,17 @@ func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {
 	return s.fetchShared(ctx, false)
 }
 
-// Invalidate reports that stale was rejected by the server. If stale is the
-// current key, a refresh starts in the background, unless one was forced
-// less than MinRefreshInterval ago; otherwise (an older key, or the zero
-// Key) nothing happens. It never blocks.
+// Invalidate reports that stale was rejected by the server (HTTP 401). If
+// stale is the current key, a refresh starts at once, unless one was forced
+// less than MinRefreshInterval ago; until it completes, Token waits for it
+// (each caller on its own context) rather than hand out the rejected key, so
+// the transport's replay carries the new key. If the refresh fails, the
+// rejected key is served again: a backend outage must not turn into an
+// outage of the service. An older key, or the zero Key, is ignored.
+// Invalidate never blocks, and does not move the refresh schedule.
 func (s *Source) Invalidate(stale keyprovider.Key) {
 	snap := s.cur.Load()
-	if snap == nil || snap.key.IsZero() || !snap.key.Equal(stale) {
+	if snap == nil || snap.err != nil || snap.rejected || !snap.key.Equal(stale) {
 		return
 	}
 	now := s.o.Clock.Now().UnixNano()
@@ -177,11 +181,11 @@ func (s *Source) Invalidate(stale keyprovider.Key) {
 	if !s.lastForced.CompareAndSwap(last, now) {
 		return // another caller won this interval
 	}
-	s.o.Logger.Warn("rotate: key rejected, refreshing", "key", stale)
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	if !s.cur.CompareAndSwap(snap, &snapshot{key: snap.key, rejected: true}) {
+		return // a new key arrived meanwhile
 	}
+	s.o.Logger.Warn("rotate: key rejected, refreshing", "key", stale)
+	s.sf.DoChan("fetch", s.fetchNow) // runs on its own goroutine
 }
 
 // OnRotate registers fn to be called after every change of the key, with
@@ -257,7 +261,7 @@ func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, e
 // first-fetch failure, and otherwise joins or starts a real fetch.
 func (s *Source) fetchCold() (any, error) {
 	if snap := s.cur.Load(); snap != nil {
-		if snap.err == nil {
+		if snap.err == nil && !snap.rejected {
 			return snap.key, nil
 		}
 		if !snap.retryAt.IsZero() && s.o.Clock.Now().Before(snap.retryAt) {
@@ -265,6 +269,12 @@ func (s *Source) fetchCold() (any, error) {
 		}
 	}
 	r := <-s.sf.DoChan("fetch", s.fetchNow)
+	if r.Err != nil {
+		// A failed refresh of a rejected key serves the key again.
+		if snap := s.cur.Load(); snap != nil && snap.err == nil && !snap.rejected {
+			return snap.key, nil
+		}
+	}
 	return r.Val, r.Err
 }
 
@@ -315,6 +325,8 @@ func (s *Source) fetch() (keyprovider.Key, error) {
 		switch {
 		case !held:
 			s.cur.Store(&snapshot{err: err, retryAt: now.Add(s.backoff(s.failStreak))})
+		case prev.rejected && now.Sub(s.lastSuccess) < s.o.MaxStale:
+			s.cur.Store(&snapshot{key: prev.key}) // serve it again
 		case now.Sub(s.lastSuccess) >= s.o.MaxStale:
 			s.cur.Store(&snapshot{key: prev.key, err: &keyprovider.Error{
 				Provider: "rotate", Kind: keyprovider.ErrUnavailable,
@@ -384,10 +396,10 @@ func (s *Source) logFailure(err error, prev *snapshot, streak int) {
 }
 
 // refresher is the background goroutine: it fetches at once, then on the
-// refresh schedule, on backoff after failures, and when Invalidate kicks it.
-// A forced fetch leaves the schedule as it was: were it to restart the
-// interval, a rotation answered by 401s on every replica of a fleet would
-// put all of them back in step.
+// refresh schedule, and on backoff after failures. A fetch forced by
+// Invalidate leaves the schedule as it was: were it to restart the interval,
+// a rotation answered by 401s on every replica of a fleet would put all of
+// them back in step.
 func (s *Source) refresher() {
 	defer s.wg.Done()
 	var due time.Time // when the next scheduled fetch falls due; zero: now
@@ -400,12 +412,6 @@ func (s *Source) refresher() {
 			case <-s.ctx.Done():
 				t.Stop()
 				return
-			case <-s.kick:
-				t.Stop()
-				if _, _ = s.fetchShared(s.ctx, false); s.ctx.Err() != nil {
-					return
-				}
-				continue
 			case <-t.C():
 			}
 		}

@@ -563,3 +563,32 @@ func TestConcurrentUseUnderRotation(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestTokenAfterInvalidateWaitsForTheNewKey(t *testing.T) {
+	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour))
+	old := f.mustToken()
+	gate := f.b.hold()
+	f.b.set(keyB)
+	f.src.Invalidate(old)
+	got := make(chan keyprovider.Key, 1)
+	go func() { got <- f.mustToken() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := f.src.Token(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "a caller waiting for the forced refresh honours its own context")
+	close(gate)
+	assert.Equal(t, keyB, (<-got).Reveal(), "Token after Invalidate returns the refreshed key, never the rejected one")
+	assert.EqualValues(t, 2, f.b.fetches.Load())
+}
+
+func TestInvalidateWithFailingBackendServesTheOldKeyAgain(t *testing.T) {
+	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour))
+	old := f.mustToken()
+	f.b.fail(errBackend)
+	f.src.Invalidate(old)
+	k, err := f.src.Token(context.Background())
+	require.NoError(t, err, "a failed forced refresh must not fail requests")
+	assert.Equal(t, keyA, k.Reveal())
+	assert.Equal(t, rotate.Stale, f.src.Health().State)
+	assert.Equal(t, keyA, f.mustToken().Reveal(), "and the hot path serves it again")
+}
