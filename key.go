@@ -23,9 +23,9 @@ import (
 // [Key.Reveal] to get the value, at the one place it goes on the wire.
 //
 // Compare keys with [Key.Equal], never with ==, and do not use a Key as a
-// map key: == compares the representation, which is not promised to stay
-// the value (it is to move behind a pointer, so that fmt cannot print it by
-// reflection as an unexported struct field).
+// map key: the value sits behind a pointer (so that fmt cannot print it by
+// reflection, as it prints an unexported struct field), and == compares the
+// pointers, so two Keys read separately with the same value are not ==.
 type Key struct {
 	// d is behind a pointer so that reflection (fmt printing a struct that
 	// holds a Key in an unexported field, where Format is not called)
