@@ -1,0 +1,149 @@
+// Command keyprov checks, shows and watches the API keys of the services
+// keyprovider knows (Tessera, Tesseral), resolving each one exactly as a
+// service does: from the service's variable (TESSERA_API_KEY,
+// TESSERAL_API_KEY), which holds the key itself or a reference to it
+// (vault://, awssm://, op://, file://, env://), or from its _FILE variant.
+//
+// Usage:
+//
+//	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--json] [--timeout D]
+//	keyprov get   --service NAME [--env-file FILE] [--reveal] [--timeout D]
+//	keyprov watch --service NAME [--env-file FILE] [--duration D]
+//
+// # check
+//
+// check resolves the key of each service and prints one line per key: the
+// environment (the env file, or "environment" for the process's own), the
+// service, the source (the reference, or "literal" for a key given as is;
+// never the key), the version, the fingerprint, the latency and OK or the
+// error. It exits 1 if any key failed. With --service all (the default) a
+// service whose variable is not set at all is listed as skipped; name the
+// service to require it.
+//
+// Each --env-file is one environment (dev.env, prod.env: KEY=VALUE lines,
+// comments, quotes, no shell evaluation), so ops can check every environment
+// from one machine. The file's variables are the environment its keys resolve
+// in: the service variables come only from the file, and any other variable a
+// backend needs (VAULT_ADDR, VAULT_TOKEN...) is taken from the file if set
+// there, else from keyprov's own environment.
+//
+// --json prints one JSON object per key (JSON Lines) for pipelines.
+//
+// # get
+//
+// get prints the fingerprint of one service's key. Only --reveal prints the
+// key itself, for scripts:
+//
+//	curl -H "Authorization: Bearer $(keyprov get --service tessera --reveal)" ...
+//
+// # watch
+//
+// watch keeps the key of one service fresh as a service would (package
+// rotate) and prints a line on every rotation and every failed refresh, until
+// interrupted (SIGINT, SIGTERM) or --duration has passed. Use it while
+// running a rotation runbook.
+//
+// # Exit status
+//
+// 0 on success, 1 when a key failed to resolve (check, get) or the watch
+// could not start, 2 on a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	// The backends whose references keyprov resolves.
+	_ "github.com/keyprovider/keyprovider/awssm"
+	_ "github.com/keyprovider/keyprovider/vault"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// lookupFunc reads a variable of an environment, as [os.LookupEnv] does.
+type lookupFunc func(name string) (string, bool)
+
+const usage = `usage:
+  keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--json] [--timeout D]
+  keyprov get   --service NAME [--env-file FILE] [--reveal] [--timeout D]
+  keyprov watch --service NAME [--env-file FILE] [--duration D]
+
+Run "keyprov COMMAND -h" for a command's flags.
+`
+
+// run is keyprov with its arguments (without the program name), its
+// environment and its output streams; it returns the exit status.
+func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var cmd func(context.Context, []string, lookupFunc, io.Writer, io.Writer) int
+	switch args[0] {
+	case "check":
+		cmd = runCheck
+	case "get":
+		cmd = runGet
+	case "watch":
+		cmd = runWatch
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "keyprov: unknown command %q\n%s", args[0], usage)
+		return exitUsage
+	}
+	return cmd(ctx, args[1:], env, stdout, stderr)
+}
+
+// newFlagSet returns a flag set for a command that reports errors on stderr
+// and does not exit.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("keyprov "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args into fs and returns the exit status to return when
+// parsing should stop the command (help, errors, stray arguments), or -1.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return fmt.Sprint([]string(*s)) }
+
+func (s *stringsFlag) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}

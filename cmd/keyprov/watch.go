@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/rotate"
+)
+
+// runWatch keeps one service's key fresh through a rotate.Source and prints
+// a line on every rotation and every failed refresh, until ctx is done or
+// --duration has passed.
+func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.Writer) int {
+	fs := newFlagSet("watch", stderr)
+	service := fs.String("service", "", "the service whose key to watch: tessera or tesseral")
+	envFile := fs.String("env-file", "", "an env file to resolve the key in; default: keyprov's own environment")
+	duration := fs.Duration("duration", 0, "stop after this long; 0: until interrupted")
+	interval := fs.Duration("interval", 30*time.Second, "how often to refresh the key")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	svc, err := parseService(*service)
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		return exitUsage
+	}
+	var files []string
+	if *envFile != "" {
+		files = []string{*envFile}
+	}
+	envs, err := loadEnvironments(files, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		return exitFail
+	}
+	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(envs[0].lookup))
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		return exitFail
+	}
+	defer p.Close()
+
+	var mu sync.Mutex // the source's goroutines print too
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, time.Now().UTC().Format(time.RFC3339)+" "+svc.Name+" "+format+"\n", args...)
+	}
+	// Every fetch goes through here, so that a failed refresh prints a line.
+	watched := keyprovider.ProviderFunc(func(ctx context.Context) (keyprovider.Key, error) {
+		start := time.Now()
+		k, err := p.Fetch(ctx)
+		if err != nil {
+			say("refresh FAILED after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		return k, err
+	})
+	src, err := rotate.New(watched, rotate.WithService(svc), rotate.WithRefreshInterval(*interval),
+		rotate.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		return exitFail
+	}
+	defer src.Close()
+	src.OnRotate(func(old, new keyprovider.Key) {
+		if old.IsZero() {
+			say("key %s version %q from %s", new, new.Version(), p.Source())
+			return
+		}
+		say("ROTATED %s -> %s (version %q -> %q)", old, new, old.Version(), new.Version())
+	})
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	if _, err := src.Refresh(ctx); err != nil && ctx.Err() == nil {
+		say("no key yet; watching on")
+	}
+	<-ctx.Done()
+	h := src.Health()
+	say("stopped: state %s, key %s, %d fetches, %d failed, %d rotations", h.State, h.Fingerprint, h.Fetches, h.Failures, h.Rotations)
+	return exitOK
+}
