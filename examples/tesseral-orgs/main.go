@@ -1,0 +1,80 @@
+// Command tesseral-orgs lists the organizations of a Tesseral project with
+// the Tesseral Backend API, through plain net/http and keyprovider's client.
+// The key comes from TESSERAL_API_KEY (the key itself, a reference such as
+// vault://secret/prod/tesseral, or TESSERAL_API_KEY_FILE).
+//
+//	TESSERAL_API_KEY=tesseral_secret_key_... go run ./examples/tesseral-orgs
+//	go run ./examples/tesseral-orgs -base-url http://127.0.0.1:8080/v1   # a stand-in
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/rotate"
+	_ "github.com/keyprovider/keyprovider/vault" // vault:// references
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tesseral-orgs:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
+	fs := flag.NewFlagSet("tesseral-orgs", flag.ContinueOnError)
+	baseURL := fs.String("base-url", keyprovider.Tesseral.BaseURL, "the Tesseral Backend API's base URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	svc := keyprovider.Tesseral
+	svc.BaseURL = *baseURL // the key is sent to this host only
+
+	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	src, err := rotate.New(p)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	client := keyprovider.NewClient(src, keyprovider.WithService(svc))
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, svc.BaseURL+"/organizations", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := keyprovider.CheckResponse(resp); err != nil {
+		return err // a 403 matches keyprovider.ErrPermission, a 429 ErrUnavailable
+	}
+	var page struct {
+		Organizations []struct {
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+		} `json:"organizations"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return err
+	}
+	for _, o := range page.Organizations {
+		fmt.Fprintf(out, "%s\t%s\n", o.ID, o.DisplayName)
+	}
+	return nil
+}

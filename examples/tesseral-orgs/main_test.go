@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/standin"
+)
+
+func TestListsOrganizations(t *testing.T) {
+	key := standin.NewKey(keyprovider.Tesseral)
+	api := standin.Start(key)
+	defer api.Close()
+	env := map[string]string{"TESSERAL_API_KEY": key}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-base-url", api.BaseURL()}, lookup, &out))
+	for _, o := range standin.Organizations {
+		assert.Contains(t, out.String(), o.ID+"\t"+o.DisplayName)
+	}
+
+	api.Rotate(standin.NewKey(keyprovider.Tesseral)) // our key is revoked
+	err := run(context.Background(), []string{"-base-url", api.BaseURL()}, lookup, &out)
+	var apiErr *keyprovider.APIError
+	require.True(t, errors.As(err, &apiErr), "got %v", err)
+	assert.Equal(t, 401, apiErr.StatusCode)
+	assert.NotContains(t, err.Error(), key)
+}
