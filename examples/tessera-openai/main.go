@@ -1,0 +1,77 @@
+// Command tessera-openai makes a Tessera embeddings call through the
+// official OpenAI Go SDK (github.com/openai/openai-go), with keyprovider's
+// http.Client putting the current key on every request. The SDK gets no API
+// key of its own: the client authenticates, follows rotations, and replays
+// a request once after a 401.
+//
+//	TESSERA_API_KEY=sk-tessera-... go run .
+//	go run . -base-url http://127.0.0.1:8080/v1    # a local stand-in
+//
+// It is a module of its own, so that openai-go never enters the library's
+// dependencies.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/rotate"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tessera-openai:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
+	fs := flag.NewFlagSet("tessera-openai", flag.ContinueOnError)
+	baseURL := fs.String("base-url", keyprovider.Tessera.BaseURL, "the Tessera API's base URL")
+	input := fs.String("input", "Hello", "the text to embed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	svc := keyprovider.Tessera
+	svc.BaseURL = *baseURL
+
+	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	src, err := rotate.New(p)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	client := openai.NewClient(
+		option.WithBaseURL(svc.BaseURL),
+		option.WithHTTPClient(keyprovider.NewClient(src, keyprovider.WithService(svc))),
+		option.WithAPIKey("unused"), // the keyprovider transport sets Authorization
+		option.WithMaxRetries(0),    // one retry loop: the transport's
+	)
+	resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
+		Model: "Qwen/Qwen3-Embedding-8B",
+		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String(*input)},
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.Data) == 0 {
+		return fmt.Errorf("no embedding returned")
+	}
+	fmt.Fprintf(out, "%d-dimension embedding of %q (%d tokens)\n", len(resp.Data[0].Embedding), *input, resp.Usage.TotalTokens)
+	return nil
+}

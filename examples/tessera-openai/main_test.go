@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/standin"
+)
+
+func TestEmbeddingThroughOpenAISDK(t *testing.T) {
+	key := standin.NewKey(keyprovider.Tessera)
+	api := standin.Start(key)
+	defer api.Close()
+	env := map[string]string{"TESSERA_API_KEY": key}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-base-url", api.BaseURL(), "-input", "hi"}, lookup, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "8-dimension embedding of \"hi\""; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q lacks %q", out.String(), want)
+	}
+
+	// After a rotation (the stand-in takes only the new key, the variable
+	// holds it), the SDK's calls carry the new key.
+	next := standin.NewKey(keyprovider.Tessera)
+	api.Rotate(next)
+	env["TESSERA_API_KEY"] = next
+	out.Reset()
+	if err := run(context.Background(), []string{"-base-url", api.BaseURL()}, lookup, &out); err != nil {
+		t.Fatal(err)
+	}
+	if st := api.Stats(); st.LastAccepted != keyprovider.NewKey(next, "").Fingerprint() {
+		t.Errorf("last accepted key %s, want the rotated one", st.LastAccepted)
+	}
+}
