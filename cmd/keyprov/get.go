@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/keyprovider/keyprovider"
 )
 
 func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.Writer) int {
@@ -16,24 +18,14 @@ func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr i
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	svc, err := parseService(*service)
-	if err != nil {
-		fmt.Fprintf(stderr, "keyprov get: %v\n", err)
-		return exitUsage
-	}
-	var files []string
-	if *envFile != "" {
-		files = []string{*envFile}
-	}
-	envs, err := loadEnvironments(files, env)
-	if err != nil {
-		fmt.Fprintf(stderr, "keyprov get: %v\n", err)
-		return exitFail
+	svc, lookup, code := serviceIn("get", *service, *envFile, env, stderr)
+	if code >= 0 {
+		return code
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := resolve(ctx, svc, envs[0].lookup)
+	res, err := resolve(ctx, svc, lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov get: %v\n", err)
 		return exitFail
@@ -45,4 +37,25 @@ func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr i
 	}
 	fmt.Fprintln(stdout, res.key.Fingerprint())
 	return exitOK
+}
+
+// serviceIn parses the --service and --env-file flags shared by get and
+// watch: the service, and the environment to resolve its key in (the env
+// file's, or keyprov's own). A non-negative code means: stop with it.
+func serviceIn(cmd, service, envFile string, env lookupFunc, stderr io.Writer) (keyprovider.Service, lookupFunc, int) {
+	svc, err := parseService(service)
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov %s: %v\n", cmd, err)
+		return svc, nil, exitUsage
+	}
+	var files []string
+	if envFile != "" {
+		files = []string{envFile}
+	}
+	envs, err := loadEnvironments(files, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "keyprov %s: %v\n", cmd, err)
+		return svc, nil, exitFail
+	}
+	return svc, envs[0].lookup, -1
 }

@@ -24,21 +24,11 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	svc, err := parseService(*service)
-	if err != nil {
-		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
-		return exitUsage
+	svc, lookup, code := serviceIn("watch", *service, *envFile, env, stderr)
+	if code >= 0 {
+		return code
 	}
-	var files []string
-	if *envFile != "" {
-		files = []string{*envFile}
-	}
-	envs, err := loadEnvironments(files, env)
-	if err != nil {
-		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
-		return exitFail
-	}
-	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(envs[0].lookup))
+	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
 		return exitFail
