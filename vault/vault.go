@@ -18,8 +18,10 @@
 // The client's token is used as it is (VAULT_TOKEN, or whatever the caller
 // set). With [Options.Auth] (an AppRole or Kubernetes login from
 // github.com/hashicorp/vault/api/auth/...), the provider logs in before the
-// first read and logs in again when a read is refused with 403, as it is
-// once the token has expired, then retries the read once.
+// first read, renews a renewable login token with Vault's LifetimeWatcher
+// on a goroutine it owns ([Provider.Close] stops it), logs in again once the
+// token can be renewed no more, and logs in again when a read is refused
+// with 403, as it is once a token has expired, then retries the read once.
 //
 // # Errors
 //
@@ -103,6 +105,9 @@ type Provider struct {
 	rel      string     // the secret's path below the mount
 	kv       int
 	loggedIn bool
+	watcher  *api.LifetimeWatcher // renews the login token; nil if none
+	closed   bool
+	wg       sync.WaitGroup // the watcher's goroutine
 }
 
 // New returns a Provider reading path ("secret/prod/tessera", as given to
@@ -272,10 +277,59 @@ func (p *Provider) login(ctx context.Context, again bool) error {
 	if p.loggedIn && !again {
 		return nil
 	}
-	if _, err := p.c.Auth().Login(ctx, p.o.Auth); err != nil {
+	secret, err := p.c.Auth().Login(ctx, p.o.Auth)
+	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	p.loggedIn = true
+	p.renewLocked(secret)
+	return nil
+}
+
+// renewLocked keeps a renewable login token alive with Vault's
+// LifetimeWatcher, on a goroutine the Provider owns (Close stops it and
+// waits). When the token can be renewed no more (its max TTL), the next
+// Fetch logs in again. p.mu is held.
+func (p *Provider) renewLocked(secret *api.Secret) {
+	if p.watcher != nil {
+		p.watcher.Stop()
+		p.watcher = nil
+	}
+	if p.closed || secret == nil || secret.Auth == nil || !secret.Auth.Renewable {
+		return
+	}
+	w, err := p.c.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+	if err != nil {
+		return // not renewable after all: the next 403 logs in again
+	}
+	p.watcher = w
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		w.Start() // returns when the token is past renewal, or on Stop
+		<-w.DoneCh()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.watcher == w {
+			p.watcher = nil
+			p.loggedIn = false
+		}
+	}()
+}
+
+// Close stops renewing the login token, if one is being renewed, and waits
+// for the goroutine that does it. It is idempotent and returns nil. A
+// Provider without Options.Auth starts no goroutine and need not be closed.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	w := p.watcher
+	p.watcher = nil
+	p.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+	p.wg.Wait()
 	return nil
 }
 
