@@ -3,6 +3,8 @@ package keyprovider
 import (
 	"errors"
 	"strings"
+
+	"github.com/keyprovider/keyprovider/internal/kinds"
 )
 
 // The classes every failure of this module falls into. Test for them with
@@ -11,21 +13,21 @@ import (
 var (
 	// ErrNotFound: the secret, its version or the field holding the key
 	// does not exist, or the environment variable is not set.
-	ErrNotFound = errors.New("key not found")
+	ErrNotFound = kinds.ErrNotFound
 
 	// ErrInvalidKey: a value was found but is not a usable key (empty, wrong
 	// prefix, too long, a character that cannot go in an HTTP header), or
 	// the configuration naming it is malformed.
-	ErrInvalidKey = errors.New("invalid key")
+	ErrInvalidKey = kinds.ErrInvalidKey
 
 	// ErrPermission: the backend refused to give us the secret (denied by
 	// policy, bad credentials), or the API refused the key for this
 	// resource (HTTP 403).
-	ErrPermission = errors.New("permission denied")
+	ErrPermission = kinds.ErrPermission
 
 	// ErrUnavailable: a transient failure that retrying may cure: network
 	// errors, timeouts, 5xx answers, throttling, a sealed Vault.
-	ErrUnavailable = errors.New("backend unavailable")
+	ErrUnavailable = kinds.ErrUnavailable
 )
 
 var errNoKey = errors.New("no key configured")

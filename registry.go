@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/keyprovider/keyprovider/internal/envread"
 )
@@ -301,32 +300,13 @@ func readFile(path string, svc Service) (Key, error) {
 		raw, err = envread.ReadFile(path)
 	}
 	if err != nil {
-		return Key{}, &Error{Provider: fileProviderName, Ref: path, Kind: fileErrKind(err), Err: err}
+		return Key{}, &Error{Provider: fileProviderName, Ref: path, Kind: envread.FileErrKind(err), Err: err}
 	}
 	k, err := parseKey(svc, raw)
 	if err != nil {
 		return Key{}, &Error{Provider: fileProviderName, Ref: path, Kind: ErrInvalidKey, Err: err}
 	}
 	return k, nil
-}
-
-// fileErrKind classifies a failure to read a key file.
-func fileErrKind(err error) error {
-	switch {
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		// ENOTDIR: a component of the path is a file, so the file is not
-		// there.
-		return ErrNotFound
-	case errors.Is(err, os.ErrPermission):
-		return ErrPermission
-	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular),
-		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
-		// Not a key file, or a path that cannot name one: a configuration
-		// mistake that retrying will not cure.
-		return ErrInvalidKey
-	default:
-		return ErrUnavailable
-	}
 }
 
 var (

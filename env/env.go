@@ -64,7 +64,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"syscall"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/internal/envread"
@@ -195,7 +194,7 @@ func (p *Provider) readFile(fileVar, path string) (keyprovider.Key, error) {
 		raw, err = envread.ReadFile(path)
 	}
 	if err != nil {
-		return keyprovider.Key{}, p.fail(fileVar, fileErrKind(err), err)
+		return keyprovider.Key{}, p.fail(fileVar, envread.FileErrKind(err), err)
 	}
 	return p.parse(fileVar, path, raw)
 }
@@ -226,25 +225,6 @@ func withPath(path string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", path, err)
-}
-
-// fileErrKind classifies a failure to read a key file: the one table of this
-// package.
-func fileErrKind(err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		// ENOTDIR: a component of the path is a file, so the file is not there.
-		return keyprovider.ErrNotFound
-	case errors.Is(err, fs.ErrPermission):
-		return keyprovider.ErrPermission
-	case errors.Is(err, envread.ErrTooLarge), errors.Is(err, envread.ErrNotRegular),
-		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
-		// The path names something that is not a key file, or cannot name
-		// anything: a configuration mistake that retrying will not cure.
-		return keyprovider.ErrInvalidKey
-	default:
-		return keyprovider.ErrUnavailable
-	}
 }
 
 // refPattern matches a value that is a reference ("vault://...") rather than

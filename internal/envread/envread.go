@@ -2,9 +2,9 @@
 // variable NAME or in a file whose path is in NAME_FILE, the convention of
 // Docker and Kubernetes secrets, with bounded file reads.
 //
-// It knows nothing of keys or of the root package's errors (the root imports
-// it, so it cannot import the root): it returns the sentinels below and the
-// [*os.PathError] of a failed file operation, and its callers classify them.
+// It knows nothing of keys: it returns the sentinels below and the
+// [*os.PathError] of a failed file operation, which [FileErrKind] classifies
+// onto the root package's sentinels for every caller alike.
 // It never puts a value it read into an error.
 //
 // # Rules
@@ -24,6 +24,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
+
+	"github.com/keyprovider/keyprovider/internal/kinds"
 )
 
 // FileSuffix is appended to a variable's name to name the variable holding
@@ -135,5 +138,26 @@ func kind(m os.FileMode) string {
 		return "a device"
 	default:
 		return "mode " + m.String()
+	}
+}
+
+// FileErrKind classifies a failure to read a key file onto the root
+// package's sentinels: the one table for env/ and the root's file:// and
+// _FILE reads.
+func FileErrKind(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		// ENOTDIR: a component of the path is a file, so the file is not
+		// there.
+		return kinds.ErrNotFound
+	case errors.Is(err, os.ErrPermission):
+		return kinds.ErrPermission
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrNotRegular),
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
+		// Not a key file, or a path that cannot name one: a configuration
+		// mistake that retrying will not cure.
+		return kinds.ErrInvalidKey
+	default:
+		return kinds.ErrUnavailable
 	}
 }

@@ -1,4 +1,4 @@
-package env
+package envread_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"github.com/keyprovider/keyprovider/internal/envread"
 )
 
-// TestFileErrKind covers the classification of file errors, including those
+// TestFileErrKind covers, for env/ and the root alike, the classification of file errors, including those
 // a test cannot cause for real when it runs as root (EACCES) or on a healthy
 // disk (EIO).
 func TestFileErrKind(t *testing.T) {
@@ -33,8 +33,8 @@ func TestFileErrKind(t *testing.T) {
 		{errors.New("something else"), keyprovider.ErrUnavailable},
 	}
 	for _, tc := range tests {
-		if got := fileErrKind(tc.err); got != tc.want {
-			t.Errorf("fileErrKind(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := envread.FileErrKind(tc.err); got != tc.want {
+			t.Errorf("FileErrKind(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
