@@ -60,6 +60,9 @@ type snapshot struct {
 	// fetch; until then callers get err at once (a failing backend is not
 	// hammered by every caller).
 	retryAt time.Time
+	// serve is set when Token may hand out key as it is: no err, not
+	// rejected. It is the one field the hot path reads.
+	serve bool
 	// rejected marks key as reported by Invalidate while the forced
 	// refresh runs: Token then waits for that refresh (on its own context)
 	// instead of handing out the rejected key again.
@@ -135,8 +138,8 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 // keyprovider.ErrUnavailable and the last backend error; after Close, one
 // that wraps ErrClosed.
 func (s *Source) Token(ctx context.Context) (keyprovider.Key, error) {
-	if snap := s.cur.Load(); snap != nil && snap.err == nil && !snap.rejected {
-		return snap.key, nil // the hot path
+	if snap := s.cur.Load(); snap != nil && snap.serve {
+		return snap.key, nil // the hot path: one load, one flag, inlined
 	}
 	return s.tokenSlow(ctx)
 }
@@ -261,7 +264,7 @@ func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, e
 // first-fetch failure, and otherwise joins or starts a real fetch.
 func (s *Source) fetchCold() (any, error) {
 	if snap := s.cur.Load(); snap != nil {
-		if snap.err == nil && !snap.rejected {
+		if snap.serve {
 			return snap.key, nil
 		}
 		if !snap.retryAt.IsZero() && s.o.Clock.Now().Before(snap.retryAt) {
@@ -271,7 +274,7 @@ func (s *Source) fetchCold() (any, error) {
 	r := <-s.sf.DoChan("fetch", s.fetchNow)
 	if r.Err != nil {
 		// A failed refresh of a rejected key serves the key again.
-		if snap := s.cur.Load(); snap != nil && snap.err == nil && !snap.rejected {
+		if snap := s.cur.Load(); snap != nil && snap.serve {
 			return snap.key, nil
 		}
 	}
@@ -326,7 +329,7 @@ func (s *Source) fetch() (keyprovider.Key, error) {
 		case !held:
 			s.cur.Store(&snapshot{err: err, retryAt: now.Add(s.backoff(s.failStreak))})
 		case prev.rejected && now.Sub(s.lastSuccess) < s.o.MaxStale:
-			s.cur.Store(&snapshot{key: prev.key}) // serve it again
+			s.cur.Store(&snapshot{key: prev.key, serve: true}) // serve it again
 		case now.Sub(s.lastSuccess) >= s.o.MaxStale:
 			s.cur.Store(&snapshot{key: prev.key, err: &keyprovider.Error{
 				Provider: "rotate", Kind: keyprovider.ErrUnavailable,
@@ -343,7 +346,7 @@ func (s *Source) fetch() (keyprovider.Key, error) {
 		old = prev.key
 	}
 	changed := !old.Equal(k)
-	s.cur.Store(&snapshot{key: k})
+	s.cur.Store(&snapshot{key: k, serve: true})
 	s.lastSuccess = now
 	s.lastErr = nil
 	s.failStreak = 0
