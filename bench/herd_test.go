@@ -162,32 +162,27 @@ func TestFailureHerdCallsBackendOnce(t *testing.T) {
 // BenchmarkHerd reports, per herd, the backend calls and the time until
 // the last caller has its answer, for a backend that takes 5 ms.
 func BenchmarkHerd(b *testing.B) {
-	b.Run("cold-keyprovider-10000", func(b *testing.B) {
-		var calls int64
-		var last time.Duration
-		for b.Loop() {
-			be := &slowBackend{delay: 5 * time.Millisecond, key: benchKey}
-			src, _ := rotate.New(be, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(discard))
-			_, last = herd(herdSize, func() error { _, err := src.Token(context.Background()); return err })
-			_ = src.Close()
-			calls += be.calls.Load()
+	rotateHerd := func(backend func() *slowBackend) func(b *testing.B) {
+		return func(b *testing.B) {
+			var calls int64
+			var last time.Duration
+			for b.Loop() {
+				be := backend()
+				src, _ := rotate.New(be, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(discard))
+				_, last = herd(herdSize, func() error { _, err := src.Token(context.Background()); return err })
+				_ = src.Close()
+				calls += be.calls.Load()
+			}
+			b.ReportMetric(float64(calls)/float64(b.N), "backend-calls/herd")
+			b.ReportMetric(float64(last.Milliseconds()), "ms-last-answer")
 		}
-		b.ReportMetric(float64(calls)/float64(b.N), "backend-calls/herd")
-		b.ReportMetric(float64(last.Milliseconds()), "ms-last-answer")
-	})
-	b.Run("failing-keyprovider-10000", func(b *testing.B) {
-		var calls int64
-		var last time.Duration
-		for b.Loop() {
-			be := &slowBackend{delay: 5 * time.Millisecond, err: errDown}
-			src, _ := rotate.New(be, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(discard))
-			_, last = herd(herdSize, func() error { _, err := src.Token(context.Background()); return err })
-			_ = src.Close()
-			calls += be.calls.Load()
-		}
-		b.ReportMetric(float64(calls)/float64(b.N), "backend-calls/herd")
-		b.ReportMetric(float64(last.Milliseconds()), "ms-last-answer")
-	})
+	}
+	b.Run("cold-keyprovider-10000", rotateHerd(func() *slowBackend {
+		return &slowBackend{delay: 5 * time.Millisecond, key: benchKey}
+	}))
+	b.Run("failing-keyprovider-10000", rotateHerd(func() *slowBackend {
+		return &slowBackend{delay: 5 * time.Millisecond, err: errDown}
+	}))
 	b.Run("failing-oauth2-ReuseTokenSource-1000", func(b *testing.B) {
 		var calls int64
 		var last time.Duration

@@ -20,16 +20,7 @@ import (
 func TestAppRoleRenewsThenLogsInAgainAcrossMaxTTL(t *testing.T) {
 	root := devClient(t)
 	ctx := context.Background()
-	mount := kvMount(t, root, "2")
-	put2(t, root, mount, "app", map[string]any{"api_key": keyprovidertest.KeyA})
-	auth, _ := appRole(t, root, mount, "2s", "6s")
-
-	c, err := root.Clone()
-	require.NoError(t, err)
-	c.ClearToken()
-	p, err := vault.New(c, mount+"/app", vault.WithAuth(auth))
-	require.NoError(t, err)
-	defer p.Close()
+	c, p := appRoleProvider(t, root, "2s", "6s")
 	k, err := p.Fetch(ctx)
 	require.NoError(t, err, "logs in before the first read")
 	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
@@ -60,16 +51,8 @@ func TestAppRoleRenewsThenLogsInAgainAcrossMaxTTL(t *testing.T) {
 func TestForbiddenExpiredTokenLogsInAgain(t *testing.T) {
 	root := devClient(t)
 	ctx := context.Background()
-	mount := kvMount(t, root, "2")
-	put2(t, root, mount, "app", map[string]any{"api_key": keyprovidertest.KeyA})
-	auth, _ := appRole(t, root, mount, "2s", "2s")
-	c, err := root.Clone()
-	require.NoError(t, err)
-	c.ClearToken()
-	p, err := vault.New(c, mount+"/app", vault.WithAuth(auth))
-	require.NoError(t, err)
-	defer p.Close()
-	_, err = p.Fetch(ctx)
+	c, p := appRoleProvider(t, root, "2s", "2s")
+	_, err := p.Fetch(ctx)
 	require.NoError(t, err)
 	first := c.Token()
 	deadline := time.Now().Add(20 * time.Second)
@@ -84,6 +67,23 @@ func TestForbiddenExpiredTokenLogsInAgain(t *testing.T) {
 	require.NoError(t, err, "logs in again after the 403")
 	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
 	assert.NotEqual(t, first, c.Token())
+}
+
+// appRoleProvider makes a KV v2 secret holding KeyA and a Provider that
+// reads it with an AppRole login of the given TTLs, through a client of its
+// own (returned, to watch its token).
+func appRoleProvider(t *testing.T, root *api.Client, ttl, maxTTL string) (*api.Client, *vault.Provider) {
+	t.Helper()
+	mount := kvMount(t, root, "2")
+	put2(t, root, mount, "app", map[string]any{"api_key": keyprovidertest.KeyA})
+	auth, _ := appRole(t, root, mount, ttl, maxTTL)
+	c, err := root.Clone()
+	require.NoError(t, err)
+	c.ClearToken()
+	p, err := vault.New(c, mount+"/app", vault.WithAuth(auth))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return c, p
 }
 
 // appRole enables an AppRole auth method whose tokens may read mount, with
