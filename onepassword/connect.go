@@ -1,0 +1,305 @@
+package onepassword
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/1Password/connect-sdk-go/connect"
+	op "github.com/1Password/connect-sdk-go/onepassword"
+	"github.com/opentracing/opentracing-go"
+
+	"github.com/keyprovider/keyprovider"
+)
+
+// ConnectAPI is the part of a 1Password Connect client a [Provider] uses in
+// Connect mode. The connect.Client of github.com/1Password/connect-sdk-go
+// satisfies it.
+type ConnectAPI interface {
+	GetVaultByUUID(uuid string) (*op.Vault, error)
+	GetVaultsByTitle(title string) ([]op.Vault, error)
+	GetItemByUUID(uuid, vaultQuery string) (*op.Item, error)
+	GetItemsByTitle(title, vaultQuery string) ([]op.Item, error)
+}
+
+var _ ConnectAPI = connect.Client(nil)
+
+// AmbiguousError reports a name of a reference that matches more than one
+// vault, item, section or field. Connect mode never guesses: rename one of
+// them, or use an ID in the reference. It unwraps to
+// [keyprovider.ErrNotFound]: no single secret was found.
+type AmbiguousError struct {
+	// What is "vault", "item", "section" or "field".
+	What string
+	// Name is the name or label of the reference.
+	Name string
+	// Count is how many matched.
+	Count int
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("%d %ss match %q; rename all but one, or name the %s by its ID", e.Count, e.What, e.Name, e.What)
+}
+
+// Unwrap returns [keyprovider.ErrNotFound].
+func (e *AmbiguousError) Unwrap() error { return keyprovider.ErrNotFound }
+
+// NewConnect returns a Provider reading ref through a Connect server. It
+// validates ref with the SDK (see the package documentation for the cost of
+// the first use) but does not contact the server. It fails, with an error
+// wrapping [keyprovider.ErrInvalidKey], if client is nil or ref is not a valid
+// secret reference, or asks for an attribute other than the field's value.
+func NewConnect(client ConnectAPI, ref string, opts ...Option) (*Provider, error) {
+	if client == nil {
+		return nil, configError(ref, "nil Connect client")
+	}
+	return newProvider(context.Background(), &connectBackend{c: client}, ref, options(opts))
+}
+
+var tracerOnce sync.Once
+
+// NewConnectClient returns a connect-sdk-go client of the Connect server at
+// host (an http or https URL) authenticating with token, identifying itself
+// as keyprovider.
+//
+// connect-sdk-go starts a Jaeger tracer, with goroutines reporting to
+// localhost, when the process has no global OpenTracing tracer; to keep a
+// library from doing that, NewConnectClient first registers OpenTracing's
+// no-op tracer as the global one, if none is registered.
+func NewConnectClient(host, token string) (connect.Client, error) {
+	host = strings.TrimRight(strings.TrimSpace(host), "/")
+	u, err := url.Parse(host)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// url.Parse's message quotes the text, which is not a secret.
+		return nil, fmt.Errorf("%w: Connect host %q is not an http:// or https:// URL", errConfig, host)
+	}
+	if strings.TrimSpace(token) == "" {
+		return nil, fmt.Errorf("%w: empty Connect token", errConfig)
+	}
+	tracerOnce.Do(func() {
+		if !opentracing.IsGlobalTracerRegistered() {
+			opentracing.SetGlobalTracer(opentracing.NoopTracer{})
+		}
+	})
+	ua := fmt.Sprintf("keyprovider/%s connect-sdk-go/%s", moduleVersion(), connect.SDKVersion)
+	return connect.NewClientWithUserAgent(host, strings.TrimSpace(token), ua), nil
+}
+
+// moduleVersion is this module's version, from the build information, or
+// "devel" when the build has none (tests, a replaced module). It is used as
+// the SDK's integration version, which allows no parentheses.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := ""
+		if bi.Main.Path == "github.com/keyprovider/keyprovider" {
+			v = bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/keyprovider/keyprovider" {
+				v = d.Version
+			}
+		}
+		if v != "" && v != "(devel)" {
+			return v
+		}
+	}
+	return "devel"
+}
+
+// connectBackend reads references through the Connect API. It remembers the
+// IDs of the vault and item it found, so that a refresh costs one request.
+type connectBackend struct {
+	c ConnectAPI
+
+	mu              sync.Mutex
+	vaultID, itemID string
+}
+
+func (b *connectBackend) mode() string { return "connect" }
+
+// supports reports whether Connect mode can serve r: it reads field values
+// only, not the SDK's computed attributes (otp, type...).
+func (b *connectBackend) supports(r reference) error {
+	if r.attribute != "" {
+		return fmt.Errorf("attribute %q: in Connect mode a reference reads a field's value only", r.attribute)
+	}
+	return nil
+}
+
+// idPattern is what 1Password IDs look like; connect-sdk-go tells IDs from
+// names the same way.
+var idPattern = regexp.MustCompile(`^[a-z0-9]{26}$`)
+
+func (b *connectBackend) read(_ context.Context, _ string, r reference) (string, string, error, error) {
+	b.mu.Lock()
+	vaultID, itemID := b.vaultID, b.itemID
+	b.mu.Unlock()
+	if itemID != "" {
+		item, err := b.c.GetItemByUUID(itemID, vaultID)
+		switch {
+		case err == nil:
+			return pickField(item, r)
+		case err != nil && !isNotFound(err):
+			return "", "", classifyConnect(err), err
+		}
+		// Deleted or moved: look the names up again.
+		b.remember("", "")
+	}
+	vaultID, err := b.findVault(r.vault)
+	if err != nil {
+		return "", "", classifyConnect(err), err
+	}
+	item, err := b.findItem(vaultID, r.item)
+	if err != nil {
+		return "", "", classifyConnect(err), err
+	}
+	b.remember(vaultID, item.ID)
+	return pickField(item, r)
+}
+
+func (b *connectBackend) remember(vaultID, itemID string) {
+	b.mu.Lock()
+	b.vaultID, b.itemID = vaultID, itemID
+	b.mu.Unlock()
+}
+
+// notFoundError is the cause of a name that matches nothing.
+type notFoundError struct{ what, name string }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("no %s matches %q", e.what, e.name) }
+func (e *notFoundError) Unwrap() error { return keyprovider.ErrNotFound }
+
+func (b *connectBackend) findVault(q string) (string, error) {
+	if idPattern.MatchString(q) {
+		v, err := b.c.GetVaultByUUID(q)
+		if err == nil {
+			return v.ID, nil
+		}
+		if !isNotFound(err) {
+			return "", err
+		}
+	}
+	vs, err := b.c.GetVaultsByTitle(q)
+	if err != nil {
+		return "", err
+	}
+	switch len(vs) {
+	case 0:
+		return "", &notFoundError{"vault", q}
+	case 1:
+		return vs[0].ID, nil
+	}
+	return "", &AmbiguousError{What: "vault", Name: q, Count: len(vs)}
+}
+
+func (b *connectBackend) findItem(vaultID, q string) (*op.Item, error) {
+	if idPattern.MatchString(q) {
+		item, err := b.c.GetItemByUUID(q, vaultID)
+		if err == nil {
+			return item, nil
+		}
+		if !isNotFound(err) {
+			return nil, err
+		}
+	}
+	items, err := b.c.GetItemsByTitle(q, vaultID)
+	if err != nil {
+		return nil, err
+	}
+	switch len(items) {
+	case 0:
+		return nil, &notFoundError{"item", q}
+	case 1:
+		return &items[0], nil
+	}
+	return nil, &AmbiguousError{What: "item", Name: q, Count: len(items)}
+}
+
+// pickField returns the value of the field r names in item, and the item's
+// version.
+func pickField(item *op.Item, r reference) (string, string, error, error) {
+	fields := item.Fields
+	if r.section != "" {
+		var secs []*op.ItemSection
+		for _, s := range item.Sections {
+			if s != nil && s.ID == r.section {
+				secs = append(secs, s)
+			}
+		}
+		if len(secs) == 0 {
+			for _, s := range item.Sections {
+				if s != nil && strings.EqualFold(s.Label, r.section) {
+					secs = append(secs, s)
+				}
+			}
+		}
+		switch len(secs) {
+		case 0:
+			return "", "", keyprovider.ErrNotFound, &notFoundError{"section", r.section}
+		case 1:
+		default:
+			return "", "", keyprovider.ErrNotFound, &AmbiguousError{What: "section", Name: r.section, Count: len(secs)}
+		}
+		fields = nil
+		for _, f := range item.Fields {
+			if f != nil && f.Section != nil && f.Section.ID == secs[0].ID {
+				fields = append(fields, f)
+			}
+		}
+	}
+	var match []*op.ItemField
+	for _, f := range fields {
+		if f != nil && f.ID == r.field {
+			match = append(match, f)
+		}
+	}
+	if len(match) == 0 {
+		for _, f := range fields {
+			if f != nil && strings.EqualFold(f.Label, r.field) {
+				match = append(match, f)
+			}
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", "", keyprovider.ErrNotFound, &notFoundError{"field", r.field}
+	case 1:
+		return match[0].Value, strconv.Itoa(item.Version), nil, nil
+	}
+	return "", "", keyprovider.ErrNotFound, &AmbiguousError{What: "field", Name: r.field, Count: len(match)}
+}
+
+func isNotFound(err error) bool {
+	var e *op.Error
+	return errors.As(err, &e) && e.StatusCode == 404
+}
+
+// classifyConnect maps an error of connect-sdk-go onto a keyprovider
+// sentinel: by the HTTP status of an API error, else (network failures,
+// undecodable answers) ErrUnavailable.
+func classifyConnect(err error) error {
+	var nf *notFoundError
+	var amb *AmbiguousError
+	if errors.As(err, &nf) || errors.As(err, &amb) {
+		return keyprovider.ErrNotFound
+	}
+	var e *op.Error
+	if !errors.As(err, &e) {
+		return keyprovider.ErrUnavailable
+	}
+	switch {
+	case e.StatusCode == 401 || e.StatusCode == 403:
+		return keyprovider.ErrPermission
+	case e.StatusCode == 404:
+		return keyprovider.ErrNotFound
+	case e.StatusCode == 400:
+		return keyprovider.ErrInvalidKey
+	}
+	return keyprovider.ErrUnavailable
+}

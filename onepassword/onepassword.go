@@ -1,0 +1,296 @@
+// Package onepassword reads API keys from 1Password, through a service
+// account and the 1Password SDK, or through a self-hosted 1Password Connect
+// server.
+//
+// # References
+//
+// A key is named by a 1Password secret reference,
+//
+//	op://VAULT/ITEM/[SECTION/]FIELD
+//
+// where VAULT and ITEM are names or IDs, and FIELD (and SECTION) a label or
+// an ID. Every reference is checked when the Provider is made, offline, by the
+// SDK's own parser ([onepassword.Secrets.ValidateSecretReference] of
+// github.com/1password/onepassword-sdk-go); one it rejects is a
+// [keyprovider.ErrInvalidKey] error quoting the SDK's reason (see
+// [ReferenceError]).
+//
+// # Two ways in, one Provider
+//
+// [New] takes a [Resolver]: the Secrets API of an SDK client (client.Secrets()),
+// authenticated by a service account token:
+//
+//	client, err := sdk.NewClient(ctx, sdk.WithServiceAccountToken(token),
+//		sdk.WithIntegrationInfo("my-service", "v1.2.3"))
+//	...
+//	p, err := onepassword.New(client.Secrets(), "op://prod/tessera/credential",
+//		onepassword.WithService(keyprovider.Tessera))
+//
+// [NewConnect] takes a Connect client (github.com/1Password/connect-sdk-go;
+// [NewConnectClient] makes one) and resolves the same reference through the
+// Connect REST API.
+//
+// [FromEnv] chooses for you, as the op CLI does: a Connect server when
+// OP_CONNECT_HOST and OP_CONNECT_TOKEN are set, else the SDK with
+// OP_SERVICE_ACCOUNT_TOKEN. Importing the package also registers the op://
+// scheme with [keyprovider.RegisterScheme], so TESSERA_API_KEY=op://... works
+// with [keyprovider.FromEnv].
+//
+// # Start-up cost
+//
+// The SDK's core is a WebAssembly module that the process compiles the
+// first time it is used: about 4 seconds of CPU on a 2-vCPU machine (many
+// times that under the race detector) and some 100 MB of memory, once per
+// process. Every reference is validated with it, in Connect mode too, so the
+// first [New], [NewConnect] or [FromEnv] of a process pays that cost; later
+// ones, and every Fetch, do not. Call [Preload] early, in parallel with the
+// rest of start-up, to take it off the critical path.
+//
+// # Connect mode
+//
+// The vault and the item are looked up by ID when the reference gives one
+// (26 lower-case letters and digits) and by name otherwise; two vaults or
+// two items with the name, two sections or two fields with the label, are an
+// [*AmbiguousError], never a guess. Once found, the item's vault and item
+// IDs are remembered, so a refresh costs one request (GET item); if the item
+// disappears, the next Fetch looks the names up again, which finds an item
+// re-created under the same name. [keyprovider.Key.Version] is the item's
+// version. A Field is matched by ID first, then by label ignoring case.
+//
+// connect-sdk-go takes no context: a Fetch returns as soon as its context is
+// done, and the request it abandoned is left to finish in the background. A
+// Provider keeps at most one request in flight; a Fetch that finds one
+// still running waits for it first.
+//
+// In SDK mode the key carries no version: the Secrets API returns the value
+// only.
+//
+// # Errors
+//
+// Errors are [*keyprovider.Error] values of provider "onepassword": an unknown
+// vault, item, section or field is [keyprovider.ErrNotFound] (an ambiguous
+// name too: no single secret was found); a bad, expired or revoked token, or
+// a token without access to the vault, is [keyprovider.ErrPermission];
+// network failures, timeouts, throttling and 5xx answers are
+// [keyprovider.ErrUnavailable]; a malformed reference or a value that is not
+// a usable key is [keyprovider.ErrInvalidKey]. The service account token and
+// the Connect token are never part of an error.
+//
+// # Testing
+//
+// Package onepasswordtest has an emulator of the Connect API that the real
+// connect-sdk-go client talks to over HTTP, and a fake [Resolver].
+package onepassword
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keyprovider/keyprovider"
+)
+
+// ProviderName is the Provider field of this package's [*keyprovider.Error]s.
+const ProviderName = "onepassword"
+
+// Resolver is the part of the 1Password SDK a [Provider] uses in SDK mode:
+// the Secrets API of a client, as client.Secrets() returns it.
+type Resolver interface {
+	// Resolve returns the secret the reference points to.
+	Resolve(ctx context.Context, secretReference string) (string, error)
+}
+
+// Options configure a [Provider].
+type Options struct {
+	// Service is the service the key is for; keys are checked with its
+	// [keyprovider.Service.Validate]. The zero Service checks only that the
+	// key is safe in an HTTP header.
+	Service keyprovider.Service
+
+	// The fields below are used by [FromEnv] only.
+
+	// IntegrationName and IntegrationVersion identify the program to
+	// 1Password in the SDK client [FromEnv] makes. Zero means "keyprovider"
+	// and the version of this module.
+	IntegrationName, IntegrationVersion string
+	// LookupEnv reads the variables FromEnv configures the client from. Nil
+	// means [os.LookupEnv].
+	LookupEnv func(name string) (value string, ok bool)
+}
+
+// Option changes [Options].
+type Option func(*Options)
+
+// WithService sets [Options.Service].
+func WithService(s keyprovider.Service) Option { return func(o *Options) { o.Service = s } }
+
+// WithIntegrationInfo sets [Options.IntegrationName] and
+// [Options.IntegrationVersion].
+func WithIntegrationInfo(name, version string) Option {
+	return func(o *Options) { o.IntegrationName, o.IntegrationVersion = name, version }
+}
+
+// WithLookupEnv sets [Options.LookupEnv].
+func WithLookupEnv(lookup func(name string) (string, bool)) Option {
+	return func(o *Options) { o.LookupEnv = lookup }
+}
+
+// Provider reads a key from one field of a 1Password item, through the SDK
+// or a Connect server. It is safe for concurrent use.
+type Provider struct {
+	ref     string
+	parsed  reference
+	opts    Options
+	backend backend
+	// redact lists the credentials (tokens) the Provider was made with, to
+	// strip from any error text that might quote them.
+	redact []string
+	// inflight holds one token while a backend call runs; see call.
+	inflight chan struct{}
+}
+
+var _ keyprovider.Provider = (*Provider)(nil)
+
+// backend is one way of reading a reference: the SDK or Connect.
+type backend interface {
+	// read returns the value the reference names and its version, or an
+	// error classified by kind (one of the keyprovider sentinels).
+	read(ctx context.Context, ref string, r reference) (value, version string, kind, err error)
+	// mode names the backend in messages: "sdk" or "connect".
+	mode() string
+}
+
+// errConfig is the cause of a configuration error.
+var errConfig = errors.New("invalid configuration")
+
+func configError(ref string, format string, args ...any) error {
+	return &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: keyprovider.ErrInvalidKey,
+		Err: fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...)}
+}
+
+func options(opts []Option) Options {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return o
+}
+
+// New returns a Provider reading ref through resolver, the Secrets API of an
+// SDK client. It validates ref with the SDK (loading its core if this is the
+// first use in the process; see the package documentation) but does not
+// contact 1Password. It fails, with an error wrapping
+// [keyprovider.ErrInvalidKey], if resolver is nil or ref is not a valid
+// secret reference.
+func New(resolver Resolver, ref string, opts ...Option) (*Provider, error) {
+	if resolver == nil {
+		return nil, configError(ref, "nil Resolver")
+	}
+	return newProvider(context.Background(), &sdkBackend{r: resolver}, ref, options(opts))
+}
+
+func newProvider(ctx context.Context, b backend, ref string, o Options, redact ...string) (*Provider, error) {
+	r, err := parseReference(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := b.(*connectBackend); ok {
+		if err := c.supports(r); err != nil {
+			return nil, configError(ref, "%v", err)
+		}
+	}
+	var secrets []string
+	for _, s := range redact {
+		if s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	return &Provider{ref: ref, parsed: r, opts: o, backend: b, redact: secrets, inflight: make(chan struct{}, 1)}, nil
+}
+
+// Ref returns the secret reference the Provider reads.
+func (p *Provider) Ref() string { return p.ref }
+
+// Mode reports how the Provider reaches 1Password: "sdk" or "connect".
+func (p *Provider) Mode() string { return p.backend.mode() }
+
+// Fetch reads the reference once and returns the key it names. See the
+// package documentation for the errors it returns.
+func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
+	if err := ctx.Err(); err != nil {
+		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.ref, Err: err}
+	}
+	res, err := p.call(ctx)
+	if err != nil {
+		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.ref, Err: err}
+	}
+	if res.err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && res.kind == keyprovider.ErrUnavailable {
+			// The backend gave up because we cancelled it: say so.
+			return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.ref, Err: ctxErr}
+		}
+		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.ref, Kind: res.kind,
+			Err: redactErr(res.err, p.redact)}
+	}
+	k, err := p.opts.Service.ParseKey(res.value, res.version)
+	if err != nil {
+		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.ref, Kind: keyprovider.ErrInvalidKey, Err: err}
+	}
+	return k, nil
+}
+
+type result struct {
+	value, version string
+	kind, err      error
+}
+
+// errPanic reports a backend that panicked; the panic value is not kept,
+// since it may hold anything, secrets included.
+var errPanic = errors.New("the 1Password client panicked")
+
+// call runs one backend read in its own goroutine and waits for it on ctx.
+// connect-sdk-go takes no context, so the only way to honour ctx is to stop
+// waiting: the abandoned read finishes in the background. inflight bounds
+// those to one per Provider: a call that finds a read still running waits
+// (on ctx) for it to end before it starts its own.
+func (p *Provider) call(ctx context.Context) (result, error) {
+	select {
+	case p.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-p.inflight }()
+		defer func() {
+			if recover() != nil {
+				done <- result{kind: keyprovider.ErrUnavailable, err: errPanic}
+			}
+		}()
+		var res result
+		res.value, res.version, res.kind, res.err = p.backend.read(ctx, p.ref, p.parsed)
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+}
+
+// redactErr returns err, or, if its text contains one of secrets, an error
+// of the same text with them replaced. Neither SDK is known to quote a
+// token; this makes sure of it.
+func redactErr(err error, secrets []string) error {
+	msg := err.Error()
+	clean := msg
+	for _, s := range secrets {
+		clean = strings.ReplaceAll(clean, s, "[REDACTED]")
+	}
+	if clean == msg {
+		return err
+	}
+	return errors.New(clean)
+}

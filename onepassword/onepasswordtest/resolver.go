@@ -1,0 +1,81 @@
+package onepasswordtest
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Errors of the SDK's Secrets API, worded as its core words them, for a
+// [Resolver] to return.
+var (
+	ErrNoVault         = errors.New("error resolving secret reference: no vault matched the secret reference query")
+	ErrNoItem          = errors.New("error resolving secret reference: no item matched the secret reference query")
+	ErrNoField         = errors.New("error resolving secret reference: the specified field cannot be found within the item")
+	ErrManyItems       = errors.New("error resolving secret reference: more than one item matched the secret reference query")
+	ErrUnauthenticated = errors.New("you are not authenticated")
+	ErrForbidden       = errors.New("you don't have the right permissions to access this resource")
+	ErrBadToken        = errors.New("bad service account token, please rotate it: ")
+	ErrRateLimited     = errors.New("rate limit exceeded")
+	ErrNetwork         = errors.New("error sending request: connection refused")
+)
+
+// Resolver is a fake of the 1Password SDK's Secrets API
+// (onepassword.Resolver): a map from secret references to values. A
+// reference it does not hold resolves to [ErrNoItem], as a deleted item
+// does. It honours its context and is safe for concurrent use.
+type Resolver struct {
+	mu      sync.Mutex
+	secrets map[string]string
+	err     error
+	calls   int
+}
+
+// NewResolver returns a Resolver holding no secrets.
+func NewResolver() *Resolver { return &Resolver{secrets: map[string]string{}} }
+
+// Set makes ref resolve to value.
+func (r *Resolver) Set(ref, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.secrets[ref] = value
+}
+
+// Delete forgets ref, as if its item were deleted.
+func (r *Resolver) Delete(ref string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.secrets, ref)
+}
+
+// Fail makes every Resolve return err until Fail(nil).
+func (r *Resolver) Fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+}
+
+// Calls returns how many times Resolve was called.
+func (r *Resolver) Calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// Resolve returns the value of ref.
+func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if r.err != nil {
+		return "", r.err
+	}
+	v, ok := r.secrets[ref]
+	if !ok {
+		return "", ErrNoItem
+	}
+	return v, nil
+}
