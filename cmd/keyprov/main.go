@@ -61,6 +61,7 @@ import (
 
 	// The backends whose references keyprov resolves.
 	_ "github.com/keyprovider/keyprovider/awssm"
+	_ "github.com/keyprovider/keyprovider/onepassword"
 	_ "github.com/keyprovider/keyprovider/vault"
 )
 
