@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,13 +190,8 @@ func (b *connectBackend) findVault(q string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch len(vs) {
-	case 0:
-		return "", &notFoundError{"vault", q}
-	case 1:
-		return vs[0].ID, nil
-	}
-	return "", &AmbiguousError{What: "vault", Name: q, Count: len(vs)}
+	v, err := one("vault", q, vs)
+	return v.ID, err
 }
 
 func (b *connectBackend) findItem(vaultID, q string) (*op.Item, error) {
@@ -212,13 +208,8 @@ func (b *connectBackend) findItem(vaultID, q string) (*op.Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch len(items) {
-	case 0:
-		return nil, &notFoundError{"item", q}
-	case 1:
-		return &items[0], nil
-	}
-	return nil, &AmbiguousError{What: "item", Name: q, Count: len(items)}
+	it, err := one("item", q, items)
+	return &it, err
 }
 
 // pickField returns the value of the field r names in item, and the item's
@@ -226,53 +217,56 @@ func (b *connectBackend) findItem(vaultID, q string) (*op.Item, error) {
 func pickField(item *op.Item, r reference) (string, string, error, error) {
 	fields := item.Fields
 	if r.section != "" {
-		var secs []*op.ItemSection
-		for _, s := range item.Sections {
-			if s != nil && s.ID == r.section {
-				secs = append(secs, s)
-			}
+		sec, err := one("section", r.section, byIDOrLabel(item.Sections, r.section,
+			func(s *op.ItemSection) (string, string) { return s.ID, s.Label }))
+		if err != nil {
+			return "", "", classifyConnect(err), err
 		}
-		if len(secs) == 0 {
-			for _, s := range item.Sections {
-				if s != nil && strings.EqualFold(s.Label, r.section) {
-					secs = append(secs, s)
-				}
-			}
+		fields = slices.DeleteFunc(slices.Clone(fields), func(f *op.ItemField) bool {
+			return f == nil || f.Section == nil || f.Section.ID != sec.ID
+		})
+	}
+	f, err := one("field", r.field, byIDOrLabel(fields, r.field,
+		func(f *op.ItemField) (string, string) { return f.ID, f.Label }))
+	if err != nil {
+		return "", "", classifyConnect(err), err
+	}
+	return f.Value, strconv.Itoa(item.Version), nil, nil
+}
+
+// byIDOrLabel returns the elements of xs whose ID is q or, if there are
+// none, those whose label is q, ignoring case: an ID is exact, a label is
+// what a person typed.
+func byIDOrLabel[T any](xs []*T, q string, idLabel func(*T) (id, label string)) []*T {
+	var byID, byLabel []*T
+	for _, x := range xs {
+		if x == nil {
+			continue
 		}
-		switch len(secs) {
-		case 0:
-			return "", "", keyprovider.ErrNotFound, &notFoundError{"section", r.section}
-		case 1:
-		default:
-			return "", "", keyprovider.ErrNotFound, &AmbiguousError{What: "section", Name: r.section, Count: len(secs)}
-		}
-		fields = nil
-		for _, f := range item.Fields {
-			if f != nil && f.Section != nil && f.Section.ID == secs[0].ID {
-				fields = append(fields, f)
-			}
+		id, label := idLabel(x)
+		if id == q {
+			byID = append(byID, x)
+		} else if strings.EqualFold(label, q) {
+			byLabel = append(byLabel, x)
 		}
 	}
-	var match []*op.ItemField
-	for _, f := range fields {
-		if f != nil && f.ID == r.field {
-			match = append(match, f)
-		}
+	if len(byID) > 0 {
+		return byID
 	}
-	if len(match) == 0 {
-		for _, f := range fields {
-			if f != nil && strings.EqualFold(f.Label, r.field) {
-				match = append(match, f)
-			}
-		}
-	}
-	switch len(match) {
+	return byLabel
+}
+
+// one returns the only element of matches, or the error of a name q that
+// matched no or several things of the kind what: never a guess.
+func one[T any](what, q string, matches []T) (T, error) {
+	var zero T
+	switch len(matches) {
 	case 0:
-		return "", "", keyprovider.ErrNotFound, &notFoundError{"field", r.field}
+		return zero, &notFoundError{what, q}
 	case 1:
-		return match[0].Value, strconv.Itoa(item.Version), nil, nil
+		return matches[0], nil
 	}
-	return "", "", keyprovider.ErrNotFound, &AmbiguousError{What: "field", Name: r.field, Count: len(match)}
+	return zero, &AmbiguousError{What: what, Name: q, Count: len(matches)}
 }
 
 func isNotFound(err error) bool {
