@@ -1,9 +1,11 @@
 package onepassword_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -326,4 +328,25 @@ func TestConnectTokenNeverInErrors(t *testing.T) {
 	assert.ErrorIs(t, err, keyprovider.ErrUnavailable)
 	assert.NotContains(t, err.Error(), token)
 	assert.Contains(t, err.Error(), "[REDACTED]")
+}
+
+// A Provider holds a client, which holds the token: printing it shows
+// neither.
+func TestProviderPrintsNoToken(t *testing.T) {
+	f := newConnectFixture(t)
+	env := map[string]string{onepassword.EnvConnectHost: f.srv.URL, onepassword.EnvConnectToken: f.srv.Token}
+	p, err := onepassword.FromEnv(f.ctx, "op://prod/tessera/credential", onepassword.WithLookupEnv(lookup(env)))
+	require.NoError(t, err)
+	_, err = p.Fetch(f.ctx)
+	require.NoError(t, err)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x"} {
+		out := fmt.Sprintf(verb, p)
+		assert.NotContains(t, out, f.srv.Token, verb)
+		assert.NotContains(t, out, connectKey, verb)
+		assert.Equal(t, "onepassword.Provider(connect op://prod/tessera/credential)", out, verb)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("made", "provider", p)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("made", "provider", p)
+	assert.NotContains(t, buf.String(), f.srv.Token)
 }

@@ -86,6 +86,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/keyprovider/keyprovider"
@@ -208,6 +209,16 @@ func newProvider(ctx context.Context, b backend, ref string, o Options, redact .
 	}
 	return &Provider{ref: ref, parsed: r, opts: o, backend: b, redact: secrets, inflight: make(chan struct{}, 1)}, nil
 }
+
+// String describes the Provider by its mode and reference, as in
+// "onepassword.Provider(connect op://prod/tessera/credential)".
+func (p *Provider) String() string {
+	return "onepassword.Provider(" + p.backend.mode() + " " + p.ref + ")"
+}
+
+// Format prints the Provider as [Provider.String] does, whatever the verb:
+// its fields hold the client, and the client holds a token.
+func (p *Provider) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, p.String()) }
 
 // Ref returns the secret reference the Provider reads.
 func (p *Provider) Ref() string { return p.ref }
