@@ -158,6 +158,8 @@ type backend interface {
 	// read returns the value the reference names and its version, or an
 	// error classified by kind (one of the keyprovider sentinels).
 	read(ctx context.Context, ref string, r reference) (value, version string, kind, err error)
+	// supports reports why the backend cannot serve r, if it cannot.
+	supports(r reference) error
 	// mode names the backend in messages: "sdk" or "connect".
 	mode() string
 }
@@ -196,18 +198,10 @@ func newProvider(ctx context.Context, b backend, ref string, o Options, redact .
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := b.(*connectBackend); ok {
-		if err := c.supports(r); err != nil {
-			return nil, configError(ref, "%v", err)
-		}
+	if err := b.supports(r); err != nil {
+		return nil, configError(ref, "%v", err)
 	}
-	var secrets []string
-	for _, s := range redact {
-		if s != "" {
-			secrets = append(secrets, s)
-		}
-	}
-	return &Provider{ref: ref, parsed: r, opts: o, backend: b, redact: secrets, inflight: make(chan struct{}, 1)}, nil
+	return &Provider{ref: ref, parsed: r, opts: o, backend: b, redact: redact, inflight: make(chan struct{}, 1)}, nil
 }
 
 // String describes the Provider by its mode and reference, as in

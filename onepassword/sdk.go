@@ -15,6 +15,9 @@ type sdkBackend struct{ r Resolver }
 
 func (b *sdkBackend) mode() string { return "sdk" }
 
+// supports accepts every reference: the SDK validated it.
+func (b *sdkBackend) supports(reference) error { return nil }
+
 func (b *sdkBackend) read(ctx context.Context, ref string, _ reference) (string, string, error, error) {
 	v, err := b.r.Resolve(ctx, ref)
 	if err != nil {
