@@ -86,6 +86,10 @@ type Source struct {
 	inflight sync.WaitGroup
 
 	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
+	// ended counts the fetches whose outcome is in cur; it moves after cur
+	// does. fetchCold reads it to tell a fetch that ended since its look
+	// at cur from one still to come.
+	ended atomic.Uint64
 
 	mu          sync.Mutex // guards the fields below; never held while calling out
 	closed      bool
@@ -172,6 +176,7 @@ func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {
 // outage of the service. An older key, or the zero Key, is ignored.
 // Invalidate never blocks, and does not move the refresh schedule.
 func (s *Source) Invalidate(stale keyprovider.Key) {
+	seen := s.ended.Load() // before the look at cur
 	snap := s.cur.Load()
 	if snap == nil || snap.err != nil || snap.rejected || !snap.key.Equal(stale) {
 		return
@@ -188,7 +193,9 @@ func (s *Source) Invalidate(stale keyprovider.Key) {
 		return // a new key arrived meanwhile
 	}
 	s.o.Logger.Warn("rotate: key rejected, refreshing", "key", stale)
-	s.sf.DoChan("fetch", s.fetchNow) // runs on its own goroutine
+	// A Token call that saw the rejected key may have started the fetch
+	// already, and even finished it: then there is nothing left to do.
+	s.sf.DoChan("fetch", s.fetchSince(seen)) // runs on its own goroutine
 }
 
 // OnRotate registers fn to be called after every change of the key, with
@@ -263,6 +270,7 @@ func (s *Source) fetchShared(ctx context.Context, cold bool) (keyprovider.Key, e
 // fetchCold answers from the current state if it is servable, or a recent
 // first-fetch failure, and otherwise joins or starts a real fetch.
 func (s *Source) fetchCold() (any, error) {
+	ended := s.ended.Load() // before the look at cur
 	if snap := s.cur.Load(); snap != nil {
 		if snap.serve {
 			return snap.key, nil
@@ -271,7 +279,7 @@ func (s *Source) fetchCold() (any, error) {
 			return keyprovider.Key{}, snap.err
 		}
 	}
-	r := <-s.sf.DoChan("fetch", s.fetchNow)
+	r := <-s.sf.DoChan("fetch", s.fetchSince(ended))
 	if r.Err != nil {
 		// A failed refresh of a rejected key serves the key again.
 		if snap := s.cur.Load(); snap != nil && snap.serve {
@@ -279,6 +287,23 @@ func (s *Source) fetchCold() (any, error) {
 		}
 	}
 	return r.Val, r.Err
+}
+
+// fetchSince returns the function of a fetch wanted by a caller that last
+// looked at cur when s.ended was seen. It runs only if no fetch was running
+// for the caller to join; if one ended after the caller's look, its outcome
+// is the answer, and reading the backend again would only repeat it.
+func (s *Source) fetchSince(seen uint64) func() (any, error) {
+	return func() (any, error) {
+		if s.ended.Load() != seen {
+			if snap := s.cur.Load(); snap != nil && snap.serve {
+				return snap.key, nil
+			} else if snap != nil && snap.err != nil {
+				return keyprovider.Key{}, snap.err
+			}
+		}
+		return s.fetchNow()
+	}
 }
 
 // fetchNow reads the backend, unless the Source is closed.
@@ -337,6 +362,7 @@ func (s *Source) fetch() (keyprovider.Key, error) {
 			}})
 		}
 		streak := s.failStreak
+		s.ended.Add(1)
 		s.mu.Unlock()
 		s.logFailure(err, prev, streak)
 		return keyprovider.Key{}, err
@@ -347,6 +373,7 @@ func (s *Source) fetch() (keyprovider.Key, error) {
 	}
 	changed := !old.Equal(k)
 	s.cur.Store(&snapshot{key: k, serve: true})
+	s.ended.Add(1)
 	s.lastSuccess = now
 	s.lastErr = nil
 	s.failStreak = 0

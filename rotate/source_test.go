@@ -592,3 +592,44 @@ func TestInvalidateWithFailingBackendServesTheOldKeyAgain(t *testing.T) {
 	assert.Equal(t, rotate.Stale, f.src.Health().State)
 	assert.Equal(t, keyA, f.mustToken().Reveal(), "and the hot path serves it again")
 }
+
+// Callers racing the end of a forced refresh join it or take its outcome;
+// none of them reads the backend again. Many rounds, to hit the instant in
+// which the refresh has stored its key but not yet left the singleflight.
+func TestTokenRacingTheEndOfAForcedRefreshReadsTheBackendOnce(t *testing.T) {
+	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(1000*time.Hour), rotate.WithMaxStale(2000*time.Hour))
+	// (no scheduled refresh falls due during the rounds)
+	f.mustToken()
+	rounds := 2000
+	if testing.Short() {
+		rounds = 200
+	}
+	for i := range rounds {
+		f.clock.Advance(time.Minute) // past MinRefreshInterval
+		old := f.mustToken()
+		before := f.b.fetches.Load()
+		f.b.set([]string{keyB, keyA}[i%2]) // a new key every round
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					k, err := f.src.Token(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !k.Equal(old) {
+						return
+					}
+				}
+			}()
+		}
+		f.src.Invalidate(old)
+		wg.Wait()
+		if got := f.b.fetches.Load() - before; got != 1 {
+			t.Fatalf("round %d: %d backend reads for one forced refresh", i, got)
+		}
+	}
+}
