@@ -17,3 +17,4 @@ vault: ## build (once, then cached) the Vault server the tests run
 
 bench: ## the benchmarks behind BENCHMARKS.md
 	cd bench && go test -run '^$$' -bench . -benchmem ./...
+	go test -run '^$$' -bench . -benchmem ./onepassword/

@@ -43,7 +43,7 @@
 // 2-vCPU machine (some 50 s under the race detector), once per process.
 // Every reference is validated with it, in Connect mode too, so the first
 // [New], [NewConnect] or [FromEnv] of a process pays that cost; later ones
-// take some 60 µs, and no Fetch ever pays it. Call [Preload] early, in
+// take some 80 µs, and no Fetch ever pays it. Call [Preload] early, in
 // parallel with the rest of start-up, to take it off the critical path.
 //
 // # Connect mode
