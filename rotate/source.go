@@ -156,11 +156,27 @@ func (s *Source) tokenSlow(ctx context.Context) (keyprovider.Key, error) {
 			return keyprovider.Key{}, snap.err
 		}
 	}
-	return s.fetchShared(ctx, true)
+	k, err := s.fetchShared(ctx, true)
+	if err != nil {
+		return k, err
+	}
+	// The fetch we joined may have begun before an Invalidate rejected the
+	// key it got (a first fetch racing the first 401): answer with what
+	// the Source holds now, never with a key known to be rejected.
+	switch snap := s.cur.Load(); {
+	case snap == nil || snap.key.Equal(k) && !snap.rejected:
+		return k, nil
+	case snap.serve:
+		return snap.key, nil
+	case snap.rejected:
+		return s.fetchShared(ctx, true) // joins the forced refresh
+	}
+	return k, nil
 }
 
-// Refresh fetches the key now (joining a fetch already running), waits for
-// it on ctx, and returns the key it got or the error of the fetch. A key that
+// Refresh fetches the key now (joining a fetch already running, or taking
+// the outcome of one that ended while it was joining), waits for it on ctx,
+// and returns the key it got or the error of the fetch. A key that
 // fails validation or Verify is returned as an error and does not replace
 // the current one.
 func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {

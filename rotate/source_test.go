@@ -633,3 +633,28 @@ func TestTokenRacingTheEndOfAForcedRefreshReadsTheBackendOnce(t *testing.T) {
 		}
 	}
 }
+
+// A Token call after Invalidate never gets the rejected key, even when it
+// joins the first fetch of a new Source, begun before the key was rejected.
+func TestTokenAfterInvalidateNeverReturnsTheRejectedKey(t *testing.T) {
+	rounds := 300
+	if testing.Short() {
+		rounds = 30
+	}
+	for i := range rounds {
+		b := newBackend(keyA)
+		src, err := rotate.New(b, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(slog.New(slog.DiscardHandler)))
+		require.NoError(t, err)
+		ctx := context.Background()
+		old, err := src.Refresh(ctx) // races the Source's own first fetch
+		require.NoError(t, err)
+		b.set(keyB)
+		src.Invalidate(old)
+		k, err := src.Token(ctx)
+		require.NoError(t, err)
+		require.NoError(t, src.Close())
+		if k.Reveal() != keyB {
+			t.Fatalf("round %d: Token after Invalidate returned %v, the rejected key", i, k)
+		}
+	}
+}
