@@ -43,12 +43,11 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 
 	switch {
 	case host != "" || ctoken != "":
-		if host == "" || ctoken == "" {
-			missing := EnvConnectHost
-			if ctoken == "" {
-				missing = EnvConnectToken
-			}
-			return nil, configError(ref, "%s is set but %s is not; Connect needs both", otherOf(missing), missing)
+		if host == "" {
+			return nil, configError(ref, "%s is set but %s is not; Connect needs both", EnvConnectToken, EnvConnectHost)
+		}
+		if ctoken == "" {
+			return nil, configError(ref, "%s is set but %s is not; Connect needs both", EnvConnectHost, EnvConnectToken)
 		}
 		client, err := NewConnectClient(host, ctoken)
 		if err != nil {
@@ -59,7 +58,8 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 	case satoken != "":
 		// Check the reference first: it is cheap, and a typo should not
 		// be reported as a token problem.
-		if _, err := parseReference(ctx, ref); err != nil {
+		r, err := parseReference(ctx, ref)
+		if err != nil {
 			return nil, err
 		}
 		name, version := o.IntegrationName, o.IntegrationVersion
@@ -77,14 +77,7 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 			return nil, &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: classifySDK(err),
 				Err: redactErr(err, []string{satoken})}
 		}
-		return newProvider(ctx, &sdkBackend{r: client.Secrets()}, ref, o, satoken)
+		return assemble(&sdkBackend{r: client.Secrets()}, ref, r, o, satoken)
 	}
 	return nil, configError(ref, "no 1Password credentials: set %s, or %s and %s", EnvServiceAccountToken, EnvConnectHost, EnvConnectToken)
-}
-
-func otherOf(name string) string {
-	if name == EnvConnectHost {
-		return EnvConnectToken
-	}
-	return EnvConnectHost
 }

@@ -198,6 +198,11 @@ func newProvider(ctx context.Context, b backend, ref string, o Options, redact .
 	if err != nil {
 		return nil, err
 	}
+	return assemble(b, ref, r, o, redact...)
+}
+
+// assemble makes the Provider of a reference already parsed.
+func assemble(b backend, ref string, r reference, o Options, redact ...string) (*Provider, error) {
 	if err := b.supports(r); err != nil {
 		return nil, configError(ref, "%v", err)
 	}

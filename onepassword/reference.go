@@ -69,7 +69,7 @@ var core struct {
 }
 
 // Preload loads the 1Password SDK's core (a WebAssembly module compiled at
-// first use, about 4 s of CPU; see the package documentation) if it is not
+// first use, about 4.5 s; see the package documentation) if it is not
 // loaded yet, and waits for it on ctx. Every Provider constructor needs the
 // core, and loads it on first use; a service calls Preload early, in a
 // goroutine of its own, to overlap that cost with the rest of its start-up.
