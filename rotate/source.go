@@ -87,8 +87,8 @@ type Source struct {
 
 	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
 	// ended counts the fetches whose outcome is in cur; it moves after cur
-	// does. fetchCold reads it to tell a fetch that ended since its look
-	// at cur from one still to come.
+	// does. fetchCold and Invalidate read it to tell a fetch that ended
+	// since their look at cur from one still to come (see fetchSince).
 	ended atomic.Uint64
 
 	mu          sync.Mutex // guards the fields below; never held while calling out
