@@ -142,10 +142,19 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 // keyprovider.ErrUnavailable and the last backend error; after Close, one
 // that wraps ErrClosed.
 func (s *Source) Token(ctx context.Context) (keyprovider.Key, error) {
+	return token(ctx, s, (*Source).tokenSlow)
+}
+
+// token is Token's hot path: one load, one flag. It takes the slow path as
+// a parameter because the inliner prices a call to a parameter at 17 and a
+// call to a function at 57 (cmd/compile/internal/inline), which leaves
+// Token over the budget of 80; this way Token inlines into its callers and
+// a hit costs no call at all. TestTokenInlines keeps it so.
+func token(ctx context.Context, s *Source, slow func(*Source, context.Context) (keyprovider.Key, error)) (keyprovider.Key, error) {
 	if snap := s.cur.Load(); snap != nil && snap.serve {
-		return snap.key, nil // the hot path: one load, one flag, inlined
+		return snap.key, nil
 	}
-	return s.tokenSlow(ctx)
+	return slow(s, ctx)
 }
 
 // tokenSlow is Token without a servable key: closed, failed, cold, or
