@@ -4,7 +4,7 @@ import "time"
 
 // Clock is the source of time of a [Source]. The zero [Options] use the
 // system clock; tests inject a fake (package rotate/rotatetest has one) so
-// that refresh, jitter, backoff, MaxStale and rate limits run without
+// that refresh, phases, backoff, MaxStale and rate limits run without
 // sleeping.
 type Clock interface {
 	// Now returns the current time.

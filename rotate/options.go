@@ -16,8 +16,6 @@ const (
 	// keeps a rotated-away key while costing a fleet of 10,000 replicas
 	// about 33 backend reads a second.
 	DefaultRefreshInterval = 5 * time.Minute
-	// DefaultJitter moves each refresh by up to ±10% of the interval.
-	DefaultJitter = 0.2
 	// DefaultMaxStale: a backend outage shorter than a day never takes a
 	// service down; [Source.Health] reports [Stale] from the first failed
 	// refresh, so a readiness probe or an alert sees it long before.
@@ -40,13 +38,23 @@ type Options struct {
 	// background. Zero means DefaultRefreshInterval.
 	RefreshInterval time.Duration
 
-	// Jitter is the width of the random spread around RefreshInterval, as a
-	// fraction of it: each refresh waits RefreshInterval×(1±Jitter/2).
-	// Besides, the first refresh after the first key is drawn uniformly
-	// from a whole interval, so replicas started in the same instant do not
-	// refresh in step. Zero means DefaultJitter; a negative value means no
-	// jitter at all (for tests); values above 1 are clamped to 1.
-	Jitter float64
+	// Slot and Slots choose when in each RefreshInterval this Source
+	// refreshes: its phase. Refreshes fall at that phase of every interval
+	// counted from the Unix epoch, so forced refreshes, failures and
+	// restarts of the fetch never move them, and a fleet never drifts into
+	// step (after an outage, say). With Slots zero, the default, the phase
+	// is drawn once, uniformly over the interval, when the Source is made:
+	// replicas started in the same instant are spread over the interval at
+	// once and stay so. With Slots > 0 the phase is Slot/Slots of the
+	// interval: give every replica of a fleet its own Slot in [0, Slots)
+	// (a StatefulSet ordinal, say) and its refreshes are exactly even. New
+	// rejects a negative Slots, and a Slot outside [0, Slots) (so a Slot
+	// without Slots too).
+	//
+	// There is no jitter from one refresh to the next: the random phase is
+	// what spreads a fleet, and moving each refresh as well would only turn
+	// an even load into a noisy one (BENCHMARKS.md has the figures).
+	Slot, Slots int
 
 	// MaxStale is how long after the last successful fetch the last good
 	// key is still served while refreshes fail. Past it, Token returns an
@@ -89,8 +97,9 @@ type Options struct {
 	// Clock is the source of time. Nil means the system clock.
 	Clock Clock
 
-	// Rand returns a uniform float64 in [0, 1) for jitter. Nil means
-	// math/rand/v2.Float64. Tests set it to make jitter deterministic.
+	// Rand returns a uniform float64 in [0, 1), for the random phase and
+	// the backoff's jitter. Nil means math/rand/v2.Float64. Tests set it to
+	// make both deterministic.
 	Rand func() float64
 }
 
@@ -100,6 +109,12 @@ type Option func(*Options)
 // WithRefreshInterval sets Options.RefreshInterval.
 func WithRefreshInterval(d time.Duration) Option {
 	return func(o *Options) { o.RefreshInterval = d }
+}
+
+// WithSlot sets Options.Slot and Options.Slots: this Source refreshes in
+// slot slot of slots equal parts of every RefreshInterval.
+func WithSlot(slot, slots int) Option {
+	return func(o *Options) { o.Slot, o.Slots = slot, slots }
 }
 
 // WithMaxStale sets Options.MaxStale.
@@ -132,14 +147,6 @@ func (o Options) resolve() Options {
 	def(&o.BackoffBase, DefaultBackoffBase)
 	def(&o.BackoffMax, DefaultBackoffMax)
 	def(&o.FetchTimeout, DefaultFetchTimeout)
-	switch {
-	case o.Jitter == 0:
-		o.Jitter = DefaultJitter
-	case o.Jitter < 0:
-		o.Jitter = 0
-	case o.Jitter > 1:
-		o.Jitter = 1
-	}
 	if o.BackoffMax < o.BackoffBase {
 		o.BackoffMax = o.BackoffBase
 	}

@@ -11,9 +11,10 @@
 // # Refreshing
 //
 // [New] starts one background goroutine that fetches the first key at once,
-// then again every RefreshInterval with jitter (the first refresh spread
-// over a whole interval, so replicas started together do not refresh in
-// step). A fetched key replaces the current one only when it passes the
+// then again every RefreshInterval, at a phase of the interval each Source
+// draws at random once (or is given, see Options.Slot): replicas started
+// together are spread over the interval at once, and nothing (a forced
+// refresh, an outage, a rotation) ever puts them back in step. A fetched key replaces the current one only when it passes the
 // service's format check and the optional Verify hook. Failures back off
 // exponentially with full jitter, and the last good key keeps being served
 // until MaxStale has passed since the last success: a backend outage is
@@ -75,6 +76,9 @@ type snapshot struct {
 type Source struct {
 	p keyprovider.Provider
 	o Options
+	// phase is where in every RefreshInterval, counted from the Unix
+	// epoch, the scheduled refreshes fall (see Options.Slot).
+	phase time.Duration
 
 	cur atomic.Pointer[snapshot]
 	sf  singleflight.Group
@@ -108,8 +112,10 @@ type Source struct {
 type rotation struct{ old, new keyprovider.Key }
 
 // New returns a Source over p and starts its background goroutine, which
-// fetches the first key at once. New does no I/O itself and never fails for
-// a non-nil p; a Token call before the first fetch completes waits for it.
+// fetches the first key at once. New does no I/O itself; it fails only for
+// a nil p or a Slot outside [0, Slots), with an error that wraps
+// keyprovider.ErrInvalidKey. A Token call before the first fetch completes
+// waits for it.
 // To fail fast at start-up, call [Source.Refresh] after New.
 //
 // The caller must call [Source.Close] to stop the goroutines.
@@ -121,11 +127,20 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.Slots < 0 || o.Slot < 0 || o.Slot > 0 && o.Slot >= o.Slots {
+		return nil, &keyprovider.Error{Provider: "rotate", Kind: keyprovider.ErrInvalidKey,
+			Err: fmt.Errorf("slot %d of %d: want 0 ≤ Slot < Slots", o.Slot, o.Slots)}
+	}
 	s := &Source{
 		p:    p,
 		o:    o.resolve(),
 		subs: make(map[int]func(old, new keyprovider.Key)),
 		wake: make(chan struct{}, 1),
+	}
+	if s.o.Slots > 0 {
+		s.phase = time.Duration(float64(s.o.RefreshInterval) * float64(s.o.Slot) / float64(s.o.Slots))
+	} else {
+		s.phase = time.Duration(s.o.Rand() * float64(s.o.RefreshInterval))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
@@ -450,15 +465,16 @@ func (s *Source) logFailure(err error, prev *snapshot, streak int) {
 	s.o.Logger.Warn("rotate: refresh failed; keeping the last good key", attrs...)
 }
 
-// refresher is the background goroutine: it fetches at once, then on the
-// refresh schedule, and on backoff after failures. A fetch forced by
-// Invalidate leaves the schedule as it was: were it to restart the interval,
-// a rotation answered by 401s on every replica of a fleet would put all of
-// them back in step.
+// refresher is the background goroutine: it fetches at once, then at this
+// Source's phase of every RefreshInterval, and on backoff after failures.
+// A fetch forced by Invalidate leaves the schedule as it was: were it to
+// restart the interval, a rotation answered by 401s on every replica of a
+// fleet would put all of them back in step. For the same reason a refresh
+// that succeeds after an outage goes back to the phase, rather than
+// counting an interval from whenever the backend came back.
 func (s *Source) refresher() {
 	defer s.wg.Done()
 	var due time.Time // when the next scheduled fetch falls due; zero: now
-	first := true     // no key fetched yet
 	initial := true   // the fetch New starts
 	for {
 		if !due.IsZero() {
@@ -477,35 +493,40 @@ func (s *Source) refresher() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		due = s.o.Clock.Now().Add(s.nextDelay(err, first))
-		if err == nil {
-			first = false
-		}
+		due = s.next(err)
 	}
 }
 
-// nextDelay is the wait before the next background fetch.
-func (s *Source) nextDelay(err error, beforeFirstKey bool) time.Duration {
+// next is when the next background fetch falls due after one that
+// returned err: after a failure, on backoff (no later than the instant
+// MaxStale runs out, so the switch to failing is on time); after a success,
+// at the next instant of this Source's phase.
+func (s *Source) next(err error) time.Time {
+	now := s.o.Clock.Now()
 	if err != nil {
 		s.mu.Lock()
 		streak, last := s.failStreak, s.lastSuccess
 		s.mu.Unlock()
-		d := s.backoff(streak)
-		// Refresh right at MaxStale, so the switch to failing is on time.
+		due := now.Add(s.backoff(streak))
 		if !last.IsZero() {
-			if until := last.Add(s.o.MaxStale).Sub(s.o.Clock.Now()); until > 0 && until < d {
-				d = until
+			if stale := last.Add(s.o.MaxStale); stale.After(now) && stale.Before(due) {
+				due = stale
 			}
 		}
-		return d
+		return due
 	}
-	if beforeFirstKey {
-		// Spread the first refresh over a whole interval: replicas started
-		// in the same instant then refresh at independent phases for good.
-		return time.Duration(s.o.Rand() * float64(s.o.RefreshInterval))
+	// The interval now falls in starts intoInterval ago; its instant of the
+	// phase is due unless it is already past.
+	interval := s.o.RefreshInterval
+	intoInterval := time.Duration(now.UnixNano() % int64(interval))
+	if intoInterval < 0 { // before 1970: the remainder keeps the dividend's sign
+		intoInterval += interval
 	}
-	j := s.o.Jitter * (s.o.Rand() - 0.5)
-	return time.Duration(float64(s.o.RefreshInterval) * (1 + j))
+	due := now.Add(s.phase - intoInterval)
+	if !due.After(now) {
+		due = due.Add(interval)
+	}
+	return due
 }
 
 // backoff is the delay after the n-th failure in a row: exponential from

@@ -229,31 +229,90 @@ func TestBackgroundRefreshFollowsRotation(t *testing.T) {
 	f.mustToken()
 	f.parked(1)
 	deadline, _ := f.clock.NextDeadline()
-	assert.Equal(t, 30*time.Second, deadline.Sub(f.clock.Now()), "the first refresh is spread over a whole interval (Rand=0.5)")
+	assert.Equal(t, 30*time.Second, deadline.Sub(f.clock.Now()), "the first refresh falls at the phase (Rand=0.5: half an interval)")
 	f.b.set(keyB)
 	f.step(30 * time.Second)
 	k := f.mustToken()
 	assert.Equal(t, keyB, k.Reveal())
 	assert.Equal(t, "2", k.Version())
 	deadline, _ = f.clock.NextDeadline()
-	assert.Equal(t, time.Minute, deadline.Sub(f.clock.Now()), "later refreshes every interval (jitter centred at Rand=0.5)")
+	assert.Equal(t, time.Minute, deadline.Sub(f.clock.Now()), "later refreshes every interval, on the phase")
 	assert.EqualValues(t, 2, f.b.fetches.Load())
 }
 
-func TestJitterBounds(t *testing.T) {
-	for _, r := range []float64{0, 0.999} {
-		t.Run(fmt.Sprint(r), func(t *testing.T) {
-			f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(100*time.Second),
-				func(o *rotate.Options) { o.Rand = func() float64 { return r }; o.Jitter = 0.2 })
-			f.mustToken()
-			f.parked(1)
-			first, _ := f.clock.NextDeadline()
-			f.step(first.Sub(f.clock.Now()))
-			next, _ := f.clock.NextDeadline()
-			d := next.Sub(f.clock.Now())
-			assert.GreaterOrEqual(t, d, 90*time.Second)
-			assert.LessOrEqual(t, d, 110*time.Second)
-		})
+// sinceEpochMod is where t falls in an interval of d counted from the epoch.
+func sinceEpochMod(t time.Time, d time.Duration) time.Duration {
+	return time.Duration(t.UnixNano() % int64(d))
+}
+
+func TestRefreshesKeepTheirPhaseThroughFailuresAndForcedRefreshes(t *testing.T) {
+	const interval = 100 * time.Second
+	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(interval),
+		func(o *rotate.Options) { o.Rand = func() float64 { return 0.25 } }) // phase 25 s
+	f.clock.Advance(7 * time.Second) // started at an odd instant
+	f.mustToken()
+	f.parked(1)
+	var dues []time.Duration
+	due := func() time.Duration {
+		next, _ := f.clock.NextDeadline()
+		dues = append(dues, sinceEpochMod(next, interval))
+		return next.Sub(f.clock.Now())
+	}
+	assert.Equal(t, 18*time.Second, due(), "the first refresh falls at the phase")
+	f.step(18 * time.Second)
+	assert.Equal(t, interval, due(), "then every interval")
+
+	// A forced refresh in between leaves the schedule alone.
+	f.step(40 * time.Second)
+	f.b.set(keyB)
+	f.src.Invalidate(f.mustToken())
+	f.parked(1)
+	assert.Equal(t, keyB, f.mustToken().Reveal())
+	assert.Equal(t, 60*time.Second, due())
+
+	// An outage: the refresher backs off, and the first success after it
+	// goes back to the phase instead of counting an interval from itself.
+	f.b.fail(errBackend)
+	f.step(60 * time.Second)
+	for range 4 {
+		f.step(due())
+	}
+	f.b.set(keyC)
+	f.step(due())
+	assert.Equal(t, keyC, f.mustToken().Reveal())
+	d := due()
+	assert.Less(t, d, interval, "back on the phase, not an interval after the recovery")
+	f.step(d)
+	due()
+	for i, at := range dues {
+		if i >= 3 && i <= 7 { // the backoff steps
+			continue
+		}
+		assert.Equal(t, 25*time.Second, at, "scheduled refresh %d off the phase", i)
+	}
+}
+
+func TestSlotsSpreadAFleetEvenly(t *testing.T) {
+	const interval, slots = 100 * time.Second, 4
+	seen := map[time.Duration]bool{}
+	for slot := range slots {
+		f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(interval), rotate.WithSlot(slot, slots))
+		f.clock.Advance(time.Duration(slot*37+3) * time.Second) // replicas start whenever they start
+		f.mustToken()
+		f.parked(1)
+		next, _ := f.clock.NextDeadline()
+		at := sinceEpochMod(next, interval)
+		assert.Equal(t, time.Duration(slot)*interval/slots, at, "slot %d", slot)
+		seen[at] = true
+	}
+	assert.Len(t, seen, slots)
+}
+
+func TestNewRejectsABadSlot(t *testing.T) {
+	for _, c := range []struct{ slot, slots int }{{-1, 4}, {4, 4}, {0, -1}, {3, 0}} {
+		src, err := rotate.New(newBackend(keyA), rotate.WithSlot(c.slot, c.slots))
+		assert.Nil(t, src, "%+v", c)
+		assert.ErrorIs(t, err, keyprovider.ErrInvalidKey, "%+v", c)
 	}
 }
 
