@@ -25,8 +25,6 @@ const (
 	DefaultMinRefreshInterval = 5 * time.Second
 	// DefaultBackoffBase is the first delay after a failed refresh.
 	DefaultBackoffBase = time.Second
-	// DefaultBackoffMax caps the delay between failed refreshes.
-	DefaultBackoffMax = 2 * time.Minute
 	// DefaultFetchTimeout bounds one backend fetch.
 	DefaultFetchTimeout = 30 * time.Second
 )
@@ -68,9 +66,13 @@ type Options struct {
 	// DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
 
-	// BackoffBase and BackoffMax shape the exponential backoff, with full
-	// jitter, between failed refreshes. Zero means DefaultBackoffBase and
-	// DefaultBackoffMax.
+	// BackoffBase and BackoffMax shape the exponential backoff, with
+	// jitter over the upper half of each step, between failed refreshes.
+	// Zero BackoffBase means DefaultBackoffBase. Zero BackoffMax means
+	// RefreshInterval: once its backoff has grown, a Source whose backend
+	// is down asks about as often as it refreshes when the backend is up
+	// (every ½–1 interval), so an outage does not multiply a fleet's load
+	// on the backend while the last good key is being served anyway.
 	BackoffBase, BackoffMax time.Duration
 
 	// FetchTimeout bounds each backend fetch. The fetch runs on the
@@ -145,7 +147,7 @@ func (o Options) resolve() Options {
 	def(&o.MaxStale, DefaultMaxStale)
 	def(&o.MinRefreshInterval, DefaultMinRefreshInterval)
 	def(&o.BackoffBase, DefaultBackoffBase)
-	def(&o.BackoffMax, DefaultBackoffMax)
+	def(&o.BackoffMax, o.RefreshInterval)
 	def(&o.FetchTimeout, DefaultFetchTimeout)
 	if o.BackoffMax < o.BackoffBase {
 		o.BackoffMax = o.BackoffBase

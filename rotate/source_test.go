@@ -357,24 +357,37 @@ func TestFailuresKeepLastGoodKeyUntilMaxStale(t *testing.T) {
 }
 
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour),
-		func(o *rotate.Options) {
-			o.BackoffBase, o.BackoffMax = time.Second, 8*time.Second
-			o.Rand = func() float64 { return 0.999999 } // top of each jitter range
+	top := func(o *rotate.Options) { o.Rand = func() float64 { return 0.999999 } } // top of each jitter range
+	for _, c := range []struct {
+		name string
+		opts []rotate.Option
+		want []time.Duration
+	}{
+		{"BackoffMax", []rotate.Option{rotate.WithRefreshInterval(time.Hour), top,
+			func(o *rotate.Options) { o.BackoffBase, o.BackoffMax = time.Second, 8*time.Second }},
+			[]time.Duration{1, 2, 4, 8, 8, 8}},
+		// Unset, the cap is the refresh interval: a down backend is asked
+		// about as often as a healthy one, not more.
+		{"default is RefreshInterval", []rotate.Option{rotate.WithRefreshInterval(16 * time.Second), top},
+			[]time.Duration{1, 2, 4, 8, 16, 16, 16}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, newBackend(keyA), c.opts...)
+			f.mustToken()
+			f.parked(1)
+			f.b.fail(errBackend)
+			next, _ := f.clock.NextDeadline()
+			f.step(next.Sub(f.clock.Now()))
+			var got []time.Duration
+			for range c.want {
+				next, _ := f.clock.NextDeadline()
+				d := next.Sub(f.clock.Now())
+				got = append(got, d.Round(time.Second)/time.Second)
+				f.step(d)
+			}
+			assert.Equal(t, c.want, got, "seconds between failed refreshes")
 		})
-	f.mustToken()
-	f.parked(1)
-	f.b.fail(errBackend)
-	next, _ := f.clock.NextDeadline()
-	f.step(next.Sub(f.clock.Now()))
-	var got []time.Duration
-	for range 6 {
-		next, _ := f.clock.NextDeadline()
-		d := next.Sub(f.clock.Now())
-		got = append(got, d.Round(time.Second))
-		f.step(d)
 	}
-	assert.Equal(t, []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}, got)
 }
 
 func TestColdFailureIsSharedAndNotRetriedBeforeBackoff(t *testing.T) {
