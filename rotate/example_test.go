@@ -2,6 +2,7 @@ package rotate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -33,4 +34,32 @@ func ExampleNew() {
 	h := src.Health()
 	fmt.Println(k, k.Version(), h.State, h.Ready())
 	// Output: sk-tessera-…0deabc250c0f 7 fresh <nil>
+}
+
+// A StatefulSet's pods are numbered: pod 3 of 12 refreshes in the fourth
+// twelfth of every interval, so the fleet's reads are exactly even. A slot
+// outside the fleet is refused rather than piled onto another replica's.
+func ExampleWithSlot() {
+	backend := keyprovider.ProviderFunc(func(context.Context) (keyprovider.Key, error) {
+		return keyprovider.NewKey("sk-tessera-example0123456789", "7"), nil
+	})
+	hostname, replicas := "api-3", 12 // os.Hostname() and the replica count, in a real pod
+	var ordinal int
+	if _, err := fmt.Sscanf(hostname, "api-%d", &ordinal); err != nil {
+		fmt.Println(err)
+		return
+	}
+	src, err := rotate.New(backend, rotate.WithSlot(ordinal, replicas), rotate.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer src.Close()
+	fmt.Println("slot", ordinal, "of", replicas)
+
+	_, err = rotate.New(backend, rotate.WithSlot(12, replicas))
+	fmt.Println(errors.Is(err, keyprovider.ErrInvalidKey), err)
+	// Output:
+	// slot 3 of 12
+	// true keyprovider: rotate: invalid key: slot 12 of 12: want 0 ≤ Slot < Slots
 }
