@@ -14,10 +14,11 @@
 // then again every RefreshInterval, at a phase of the interval each Source
 // draws at random once (or is given, see Options.Slot): replicas started
 // together are spread over the interval at once, and nothing (a forced
-// refresh, an outage, a rotation) ever puts them back in step. A fetched key replaces the current one only when it passes the
-// service's format check and the optional Verify hook. Failures back off
-// exponentially with full jitter, and the last good key keeps being served
-// until MaxStale has passed since the last success: a backend outage is
+// refresh, an outage, a rotation) ever puts them back in step. A fetched
+// key replaces the current one only when it passes the service's format
+// check and the optional Verify hook. Failures back off exponentially with
+// jitter, up to RefreshInterval apart, and the last good key keeps being
+// served until MaxStale has passed since the last success: a backend outage is
 // invisible to requests, and visible in [Source.Health].
 //
 // [Source.Invalidate], which [keyprovider.Transport] calls on a 401, forces
@@ -530,7 +531,7 @@ func (s *Source) next(err error) time.Time {
 }
 
 // backoff is the delay after the n-th failure in a row: exponential from
-// BackoffBase, capped at BackoffMax, with full jitter over its upper half.
+// BackoffBase, capped at BackoffMax, drawn at random from its upper half.
 func (s *Source) backoff(n int) time.Duration {
 	d := s.o.BackoffBase
 	for i := 1; i < n && d < s.o.BackoffMax; i++ {
