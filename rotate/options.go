@@ -38,9 +38,9 @@ type Options struct {
 
 	// Slot and Slots choose when in each RefreshInterval this Source
 	// refreshes: its phase. Refreshes fall at that phase of every interval
-	// counted from the Unix epoch, so forced refreshes, failures and
-	// restarts of the fetch never move them, and a fleet never drifts into
-	// step (after an outage, say). With Slots zero, the default, the phase
+	// counted from the Unix epoch, so neither forced refreshes nor failed
+	// ones move them, and a fleet never falls into step (after an outage,
+	// say). With Slots zero, the default, the phase
 	// is drawn once, uniformly over the interval, when the Source is made:
 	// replicas started in the same instant are spread over the interval at
 	// once and stay so. With Slots > 0 the phase is Slot/Slots of the
