@@ -1,0 +1,203 @@
+// Package redact is the one place that decides what text could be a key or
+// a credential, and replaces it by a fingerprint. Package keyprovider's
+// [Key] fingerprints with [Fingerprint]; the transport's error answers, the
+// reference errors and every backend's errors go through [String] or
+// [Error], so that a key or a token a server echoes back, or an operator
+// pastes where a reference belongs, never reaches a log line.
+package redact
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Prefixes are the key prefixes of the services package keyprovider knows
+// (keyprovider.KnownServices); a test there checks that the two lists
+// agree. A fingerprint keeps the prefix, so a reader still sees which
+// service a key was for.
+var Prefixes = []string{"tesseral_secret_key_", "sk-tessera-"}
+
+// fingerprintHexLen is how many hex digits of the SHA-256 a fingerprint
+// shows.
+const fingerprintHexLen = 12
+
+// Fingerprint returns a short, stable, non-reversible identifier of value:
+// its known prefix (when it has one and something after it), "…", and the
+// first 12 hex digits of the SHA-256 of the whole value.
+func Fingerprint(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	prefix := ""
+	for _, p := range Prefixes {
+		if strings.HasPrefix(value, p) && len(value) > len(p) {
+			prefix = p
+			break
+		}
+	}
+	return prefix + "…" + hex.EncodeToString(sum[:fingerprintHexLen/2])
+}
+
+// IsKeyByte reports whether c can be part of a key: keyprovider's
+// Service.Validate accepts every printable ASCII byte but the space, so
+// redaction treats every such byte as part of the key it is in.
+func IsKeyByte(c byte) bool { return c > 0x20 && c < 0x7f }
+
+// minSecretLen is the shortest credential String replaces where it appears
+// verbatim. Shorter strings would match ordinary words; no real token is
+// this short.
+const minSecretLen = 8
+
+// String returns s with every secret in secrets (each of at least 8 bytes),
+// every run of key bytes that starts with a known prefix, and every token
+// of at least 8 bytes that follows the word "bearer" (in any case, after
+// any white space, ":" or "="),
+// replaced by its fingerprint. Text that looks like none of them is left as
+// it is, so two redacted messages can still be compared.
+func String(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if len(sec) >= minSecretLen && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, Fingerprint(sec))
+		}
+	}
+	for _, p := range Prefixes {
+		s = replaceAfter(s, p, true)
+	}
+	return redactBearer(s)
+}
+
+// replaceAfter replaces each run of key bytes that follows marker by its
+// fingerprint; with inKey the marker is part of the run (a key prefix).
+func replaceAfter(s, marker string, inKey bool) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, marker)
+		if i < 0 {
+			if b.Len() == 0 {
+				return s
+			}
+			b.WriteString(s)
+			return b.String()
+		}
+		start := i + len(marker)
+		end := start
+		for end < len(s) && IsKeyByte(s[end]) {
+			end++
+		}
+		if end == start || strings.HasPrefix(s[start:], "…") {
+			// The marker alone, or an existing fingerprint: nothing secret.
+			b.WriteString(s[:start])
+			s = s[start:]
+			continue
+		}
+		from := start
+		if inKey {
+			from = i
+		}
+		b.WriteString(s[:from])
+		b.WriteString(Fingerprint(s[from:end]))
+		s = s[end:]
+	}
+}
+
+// redactBearer replaces the token after each "bearer" (any case) followed by
+// white space.
+func redactBearer(s string) string {
+	lower := strings.ToLower(s)
+	if !strings.Contains(lower, "bearer") {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for i := 0; ; {
+		j := strings.Index(lower[i:], "bearer")
+		if j < 0 {
+			break
+		}
+		start := i + j + len("bearer")
+		k := start
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r' || s[k] == '\n' || s[k] == ':' || s[k] == '=') {
+			k++
+		}
+		end := k
+		for end < len(s) && IsKeyByte(s[end]) {
+			end++
+		}
+		if k == start || end-k < minSecretLen || strings.HasPrefix(s[k:], "…") || startsWithFingerprint(s[k:end]) {
+			i = start
+			continue
+		}
+		b.WriteString(s[last:k])
+		b.WriteString(Fingerprint(s[k:end]))
+		last, i = end, end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// startsWithFingerprint reports whether tok is a fingerprint String made.
+func startsWithFingerprint(tok string) bool {
+	for _, p := range Prefixes {
+		if strings.HasPrefix(tok, p+"…") {
+			return true
+		}
+	}
+	return false
+}
+
+// LooksSecret reports whether s could be a key or a credential rather than a
+// name: it carries a known key prefix, or it is 20 bytes or more of key
+// bytes mixing letters and digits with no separator a path or a name would
+// have. Reference errors use it to decide whether a part of a reference may
+// be quoted.
+func LooksSecret(s string) bool {
+	for _, p := range Prefixes {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	const minLen = 20
+	run, letters, digits := 0, false, false
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && IsKeyByte(s[i]) && !strings.ContainsRune("/.:#?&", rune(s[i])) {
+			run++
+			c := s[i]
+			letters = letters || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			digits = digits || c >= '0' && c <= '9'
+			continue
+		}
+		if run >= minLen && letters && digits {
+			return true
+		}
+		run, letters, digits = 0, false, false
+	}
+	return false
+}
+
+// Error returns err with its message passed through [String] with secrets,
+// keeping errors.Is and errors.As working through the chain. A nil err is
+// nil; an err whose message needs no change is returned as it is.
+func Error(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := String(msg, secrets...)
+	if clean == msg {
+		return err
+	}
+	return &redacted{msg: clean, err: err}
+}
+
+// redacted is an error whose text was cleaned; Unwrap still reaches the
+// original, for errors.Is and errors.As. Callers that print what they
+// unwrap to must redact it themselves.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
