@@ -36,7 +36,7 @@ func ExampleNewClient() {
 	// In production the source is rotate.New(env.ForService(svc)) or another
 	// backend; a static key keeps the example short.
 	client := keyprovider.NewClient(keyprovider.StaticSource(keyprovider.NewKey(key, "")),
-		keyprovider.WithService(svc))
+		keyprovider.WithAllowedHosts(svc.Host()))
 
 	resp, err := client.Get(svc.BaseURL + "/models")
 	if err != nil {
@@ -51,8 +51,10 @@ func ExampleNewClient() {
 
 // An existing client keeps its own transport (TLS settings, proxies,
 // timeouts, tracing) by becoming the Transport's Base. The same client can
-// then be given to an SDK, as openai-go's option.WithHTTPClient(client).
-func ExampleTransport_wrapExistingClient() {
+// then be given to an SDK, as openai-go's option.WithHTTPClient(client);
+// such an SDK retries throttled requests itself, so it gets the Transport
+// alone, without NewClient's retrier.
+func ExampleNewTransport_wrapExistingClient() {
 	const key = "sk-tessera-example0123456789"
 	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "key received:", r.Header.Get("Authorization") == "Bearer "+key)
@@ -60,11 +62,9 @@ func ExampleTransport_wrapExistingClient() {
 	defer api.Close()
 
 	client := api.Client() // stands for your configured *http.Client
-	client.Transport = &keyprovider.Transport{
-		Source:       keyprovider.StaticSource(keyprovider.NewKey(key, "")),
-		Base:         client.Transport, // nil would mean http.DefaultTransport
-		AllowedHosts: []string{strings.TrimPrefix(api.URL, "https://")},
-	}
+	client.Transport = keyprovider.NewTransport(keyprovider.StaticSource(keyprovider.NewKey(key, "")),
+		keyprovider.WithBase(client.Transport), // nil would mean http.DefaultTransport
+		keyprovider.WithAllowedHosts(strings.TrimPrefix(api.URL, "https://")))
 
 	resp, err := client.Get(api.URL)
 	if err != nil {
@@ -78,7 +78,7 @@ func ExampleTransport_wrapExistingClient() {
 }
 
 // A redirect to another host is followed without the key.
-func ExampleTransport_redirect() {
+func ExampleNewClient_redirect() {
 	const key = "sk-tessera-example0123456789"
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "elsewhere got a key:", r.Header.Get("Authorization") != "")
@@ -98,10 +98,10 @@ func ExampleTransport_redirect() {
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Print(string(body))
 
-	// With WithDisallowedHostError the redirect fails instead.
+	// With WithFailDisallowedHost the redirect fails instead.
 	strict := keyprovider.NewClient(keyprovider.StaticSource(keyprovider.NewKey(key, "")),
 		keyprovider.WithAllowedHosts(strings.TrimPrefix(api.URL, "http://")),
-		keyprovider.WithDisallowedHostError())
+		keyprovider.WithFailDisallowedHost(true))
 	_, err = strict.Get(api.URL)
 	fmt.Println("strict client:", errors.Is(err, keyprovider.ErrHostNotAllowed))
 	// Output:

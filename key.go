@@ -1,10 +1,7 @@
 package keyprovider
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Key is an API key and the metadata that came with it. It is immutable and
@@ -26,6 +25,13 @@ import (
 // map key: the value sits behind a pointer (so that fmt cannot print it by
 // reflection, as it prints an unexported struct field), and == compares the
 // pointers, so two Keys read separately with the same value are not ==.
+//
+// In tests, assert with [Key.Equal] (if !got.Equal(want) { t.Errorf("got
+// %v, want %v", got, want) } prints fingerprints), or compare the
+// [Key.Fingerprint]s. Never hand a Key, or a struct holding one, to a
+// deep-equality assertion that prints a diff: testify's assert.Equal
+// formats values with go-spew, which reads unexported fields through
+// pointers and ignores [Key.Format], so its failure message prints the key.
 type Key struct {
 	// d is behind a pointer so that reflection (fmt printing a struct that
 	// holds a Key in an unexported field, where Format is not called)
@@ -53,7 +59,7 @@ func NewKey(value, version string) Key {
 		}
 		return Key{&keyData{version: version}}
 	}
-	return Key{&keyData{value: &value, version: version, fp: fingerprint(value)}}
+	return Key{&keyData{value: &value, version: version, fp: redact.Fingerprint(value)}}
 }
 
 // Reveal returns the key itself. Call it only where the key is sent to the
@@ -85,19 +91,15 @@ func (k Key) Equal(other Key) bool {
 	return subtle.ConstantTimeCompare([]byte(k.Reveal()), []byte(other.Reveal())) == 1
 }
 
-// fingerprintHexLen is how many hex digits of SHA-256 a fingerprint shows:
-// 48 bits, enough to tell apart the handful of keys a service sees, far too
-// few to help anyone recover a key.
-const fingerprintHexLen = 12
-
 // noKey is what a zero Key renders as.
 const noKey = "<no key>"
 
 // Fingerprint returns a short, stable, non-reversible identifier of the key,
 // safe for logs: the key's well-known prefix (if it has the prefix of a
 // [KnownServices] entry) followed by "…" and the first 12 hex digits of the
-// SHA-256 of the whole key, as in "sk-tessera-…3f9a1c2b7d4e". A zero Key
-// renders as "<no key>".
+// SHA-256 of the whole key, as in "sk-tessera-…3f9a1c2b7d4e" (48 bits:
+// enough to tell apart the handful of keys a service sees, far too few to
+// help anyone recover a key). A zero Key renders as "<no key>".
 func (k Key) Fingerprint() string {
 	if k.IsZero() {
 		return noKey
@@ -105,38 +107,26 @@ func (k Key) Fingerprint() string {
 	return k.d.fp
 }
 
-func fingerprint(value string) string {
-	sum := sha256.Sum256([]byte(value))
-	prefix := ""
-	for _, s := range KnownServices() {
-		if s.KeyPrefix != "" && strings.HasPrefix(value, s.KeyPrefix) && len(value) > len(s.KeyPrefix) {
-			prefix = s.KeyPrefix
-			break
-		}
-	}
-	return prefix + "…" + hex.EncodeToString(sum[:fingerprintHexLen/2])
-}
-
 // String returns the key's fingerprint.
 func (k Key) String() string { return k.Fingerprint() }
 
-// GoString returns a Go-syntax-like rendering with the fingerprint in place of
+// goString is a Go-syntax-like rendering with the fingerprint in place of
 // the value, for %#v.
-func (k Key) GoString() string {
+func (k Key) goString() string {
 	return "keyprovider.Key{Fingerprint:" + strconv.Quote(k.Fingerprint()) +
 		", Version:" + strconv.Quote(k.Version()) + "}"
 }
 
 // Format implements [fmt.Formatter] so that no verb or flag can print the
-// value: %#v prints [Key.GoString], %+v adds the version, %q quotes the
-// fingerprint, and every other verb prints the fingerprint. A width pads the
-// result (on the left, or on the right with the '-' flag); a precision is
-// ignored.
+// value: %#v prints keyprovider.Key{Fingerprint:"…", Version:"…"}, %+v
+// adds the version, %q quotes the fingerprint, and every other verb prints
+// the fingerprint. A width pads the result (on the left, or on the right
+// with the '-' flag); a precision is ignored.
 func (k Key) Format(f fmt.State, verb rune) {
 	var s string
 	switch {
 	case verb == 'v' && f.Flag('#'):
-		s = k.GoString()
+		s = k.goString()
 	case verb == 'v' && f.Flag('+'):
 		s = k.Fingerprint()
 		if k.Version() != "" {
@@ -170,12 +160,10 @@ func (k Key) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("fingerprint", k.Fingerprint()), slog.String("version", k.Version()))
 }
 
-// MarshalText implements [encoding.TextMarshaler]; it returns the fingerprint.
-func (k Key) MarshalText() ([]byte, error) { return []byte(k.Fingerprint()), nil }
-
-// MarshalJSON implements [encoding/json.Marshaler]; a key encodes as its
+// MarshalText implements [encoding.TextMarshaler]; it returns the
+// fingerprint. [encoding/json] uses it too: a key encodes as its
 // fingerprint, a JSON string.
-func (k Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.Fingerprint()) }
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.Fingerprint()), nil }
 
 // errNotDecodable is returned by UnmarshalText: a fingerprint cannot be
 // turned back into a key.

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyprovider/keyprovider/internal/redact"
+	"github.com/keyprovider/keyprovider/retry"
 )
 
 // APIError is an error answer (HTTP status 400 or more) of an API, as
@@ -22,9 +25,12 @@ import (
 //   - 408, 429 and 5xx: [ErrUnavailable] (retrying later may succeed);
 //   - any other status: no sentinel (Kind is nil).
 //
-// An APIError never holds a key: its URL has no query or user info, and
-// anything in the server's message that looks like a key of a
-// [KnownServices] entry or a bearer token is replaced by a fingerprint.
+// An APIError never holds a key: its URL has no query or user info, and in
+// the URL, the code and the server's message anything that could be a key
+// is replaced by a fingerprint: a run of the bytes [Service.Validate]
+// accepts that starts with the prefix of a [KnownServices] entry, wherever
+// it stands, and the token after the word "bearer" in any case and after
+// any spacing.
 type APIError struct {
 	// StatusCode is the HTTP status code: 403.
 	StatusCode int
@@ -134,17 +140,18 @@ func CheckResponse(resp *http.Response) error {
 		if e.Method == "" {
 			e.Method = http.MethodGet
 		}
-		e.URL = (&url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}).String()
+		u := &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+		e.URL = redact.String(u.String())
 	}
-	if d, ok := retryAfter(resp.Header, time.Now()); ok {
+	if d, ok := retry.After(resp.Header, time.Now()); ok {
 		e.RetryAfter = d
 	}
 	if resp.Body != nil && resp.Body != http.NoBody {
 		buf, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body = &rereadBody{Reader: io.MultiReader(bytes.NewReader(buf), resp.Body), Closer: resp.Body}
 		e.Code, e.Message = errorMessage(buf)
-		e.Code = truncate(redact(e.Code), 64)
-		e.Message = truncate(redact(e.Message), maxMessage)
+		e.Code = truncate(redact.String(e.Code), 64)
+		e.Message = truncate(redact.String(e.Message), maxMessage)
 	}
 	return e
 }
@@ -223,87 +230,4 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-// redact replaces in s anything that looks like a key: a token starting
-// with the prefix of a known service, or the token after "Bearer ". Each is
-// replaced by its fingerprint, so that two messages can still be compared.
-func redact(s string) string {
-	markers := []string{"Bearer ", "bearer ", "BEARER "}
-	for _, svc := range KnownServices() {
-		if svc.KeyPrefix != "" {
-			markers = append(markers, svc.KeyPrefix)
-		}
-	}
-	for _, m := range markers {
-		s = redactAfter(s, m, !strings.HasSuffix(m, " "))
-	}
-	return s
-}
-
-// redactAfter replaces each token that follows marker by its fingerprint.
-// When inKey is true the marker is a key prefix and part of the token;
-// otherwise ("Bearer ") it is kept as it is.
-func redactAfter(s, marker string, inKey bool) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, marker)
-		if i < 0 {
-			if b.Len() == 0 {
-				return s
-			}
-			b.WriteString(s)
-			return b.String()
-		}
-		start := i + len(marker)
-		end := start
-		for end < len(s) && isTokenByte(s[end]) {
-			end++
-		}
-		if end == start { // the marker alone, as in "sk-tessera-…": nothing secret
-			b.WriteString(s[:start])
-			s = s[start:]
-			continue
-		}
-		tok := s[start:end]
-		if inKey {
-			tok = s[i:end]
-			b.WriteString(s[:i])
-		} else {
-			b.WriteString(s[:start])
-		}
-		b.WriteString(fingerprint(tok))
-		s = s[end:]
-	}
-}
-
-// isTokenByte reports whether c can be part of a key or token as it
-// appears in a message.
-func isTokenByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("-_.~+/=*", c) >= 0
-}
-
-// retryAfter parses h's Retry-After header, in seconds or as an HTTP date
-// (a date in the past is a wait of zero).
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		const maxSeconds = uint64(1<<63-1) / uint64(time.Second)
-		if n > maxSeconds {
-			n = maxSeconds
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 func errorResponse(t *testing.T, code int, body string, header ...string) *http.Response {
@@ -18,6 +17,15 @@ func errorResponse(t *testing.T, code int, body string, header ...string) *http.
 	resp.Body = io.NopCloser(strings.NewReader(body))
 	resp.Request = mustRequest(t, http.MethodPost, "https://user:pw@api.tesseraai.cloud/v1/embeddings?api_key=secret#frag", nil)
 	return resp
+}
+
+func apiError(t *testing.T, err error) *APIError {
+	t.Helper()
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("CheckResponse = %v, want an *APIError", err)
+	}
+	return apiErr
 }
 
 func TestCheckResponseKinds(t *testing.T) {
@@ -40,12 +48,14 @@ func TestCheckResponseKinds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.code), func(t *testing.T) {
 			err := CheckResponse(errorResponse(t, tt.code, ""))
-			var apiErr *APIError
-			require.ErrorAs(t, err, &apiErr)
-			assert.Equal(t, tt.code, apiErr.StatusCode)
-			assert.Equal(t, tt.want, apiErr.Kind)
+			apiErr := apiError(t, err)
+			if apiErr.StatusCode != tt.code || apiErr.Kind != tt.want {
+				t.Errorf("StatusCode %d, Kind %v; want %d, %v", apiErr.StatusCode, apiErr.Kind, tt.code, tt.want)
+			}
 			for _, s := range sentinels {
-				assert.Equal(t, s == tt.want, errors.Is(err, s), "errors.Is(%v)", s)
+				if got := errors.Is(err, s); got != (s == tt.want) {
+					t.Errorf("errors.Is(%v) = %v", s, got)
+				}
 			}
 		})
 	}
@@ -53,9 +63,13 @@ func TestCheckResponseKinds(t *testing.T) {
 
 func TestCheckResponseSuccess(t *testing.T) {
 	for _, code := range []int{200, 201, 204, 301, 304, 399} {
-		assert.NoError(t, CheckResponse(answer(code)), "status %d", code)
+		if err := CheckResponse(answer(code)); err != nil {
+			t.Errorf("status %d: %v", code, err)
+		}
 	}
-	assert.Error(t, CheckResponse(nil))
+	if CheckResponse(nil) == nil {
+		t.Error("CheckResponse(nil) = nil")
+	}
 }
 
 func TestCheckResponseMessage(t *testing.T) {
@@ -92,22 +106,21 @@ func TestCheckResponseMessage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := errorResponse(t, http.StatusUnauthorized, tt.body)
 			err := CheckResponse(resp)
-			var apiErr *APIError
-			require.ErrorAs(t, err, &apiErr)
-			assert.Equal(t, tt.wantCode, apiErr.Code)
-			assert.Equal(t, tt.wantMsg, apiErr.Message)
-			assert.Equal(t, "POST", apiErr.Method)
-			assert.Equal(t, "https://api.tesseraai.cloud/v1/embeddings", apiErr.URL)
-			if tt.wantError != "" {
-				assert.Equal(t, tt.wantError, err.Error())
+			apiErr := apiError(t, err)
+			if apiErr.Code != tt.wantCode || apiErr.Message != tt.wantMsg {
+				t.Errorf("Code %q, Message %q; want %q, %q", apiErr.Code, apiErr.Message, tt.wantCode, tt.wantMsg)
 			}
-			for _, secret := range []string{"secret", "pw", "frag"} {
-				assert.NotContains(t, err.Error(), secret)
+			if apiErr.Method != "POST" || apiErr.URL != "https://api.tesseraai.cloud/v1/embeddings" {
+				t.Errorf("Method %q, URL %q", apiErr.Method, apiErr.URL)
 			}
+			if tt.wantError != "" && err.Error() != tt.wantError {
+				t.Errorf("Error() = %q, want %q", err, tt.wantError)
+			}
+			checkNoSecret(t, "the error", err.Error(), "secret", "pw", "frag")
 			// The caller still reads the whole body.
-			b, rerr := io.ReadAll(resp.Body)
-			require.NoError(t, rerr)
-			assert.Equal(t, tt.body, string(b))
+			if b, rerr := io.ReadAll(resp.Body); rerr != nil || string(b) != tt.body {
+				t.Errorf("body read again: %q, %v; want %q", b, rerr, tt.body)
+			}
 		})
 	}
 }
@@ -117,12 +130,15 @@ func TestCheckResponseKeepsLongBodyReadable(t *testing.T) {
 	closed := &countingBody{Reader: strings.NewReader(body)}
 	resp := answer(http.StatusBadGateway)
 	resp.Body = closed
-	require.Error(t, CheckResponse(resp))
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	assert.Equal(t, len(body), len(b))
-	require.NoError(t, resp.Body.Close())
-	assert.EqualValues(t, 1, closed.closes.Load(), "closing the replaced body must close the original")
+	if CheckResponse(resp) == nil {
+		t.Fatal("no error for a 502")
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != len(body) {
+		t.Errorf("read %d bytes, %v; want %d", len(b), err, len(body))
+	}
+	if err := resp.Body.Close(); err != nil || closed.closes.Load() != 1 {
+		t.Errorf("closing the replaced body: %v, original closed %d times; want once", err, closed.closes.Load())
+	}
 }
 
 func TestCheckResponseRedactsKeys(t *testing.T) {
@@ -131,58 +147,69 @@ func TestCheckResponseRedactsKeys(t *testing.T) {
 	bearer := "opaque.token-value_123"
 	body := `{"error":{"message":"key ` + tessera + ` and ` + tesseral + ` rejected; header was Bearer ` + bearer + `, see sk-tessera-… docs"}}`
 	err := CheckResponse(errorResponse(t, http.StatusUnauthorized, body))
-	require.Error(t, err)
+	if err == nil {
+		t.Fatal("no error for a 401")
+	}
 	msg := err.Error()
-	for _, secret := range []string{tessera, tesseral, bearer, "Tj7mZJ8X2q", "abcdefABCDEF"} {
-		assert.NotContains(t, msg, secret)
+	checkNoSecret(t, "the error", msg, tessera, tesseral, bearer, "Tj7mZJ8X2q", "abcdefABCDEF")
+	for _, fp := range []string{NewKey(tessera, "").Fingerprint(), NewKey(tesseral, "").Fingerprint(), "Bearer " + redact.Fingerprint(bearer + ",")} {
+		if !strings.Contains(msg, fp) {
+			t.Errorf("the error lacks %q: %s", fp, msg)
+		}
 	}
-	for _, fp := range []string{NewKey(tessera, "").Fingerprint(), NewKey(tesseral, "").Fingerprint(), "Bearer " + NewKey(bearer, "").Fingerprint()} {
-		assert.Contains(t, msg, fp)
+	if !strings.Contains(msg, "see sk-tessera-… docs") {
+		t.Errorf("a bare prefix is not a key, yet it was redacted: %s", msg)
 	}
-	assert.Contains(t, msg, "see sk-tessera-… docs", "a bare prefix is not a key")
+}
+
+// Every shape a key or a token takes in a server's message is redacted
+// whole: keys with the punctuation Validate accepts, keys glued to other
+// text, "bearer" in any case and after any spacing, in the message, the
+// code and the URL's path.
+func TestCheckResponseRedactsEveryShape(t *testing.T) {
+	const tok = "opaqueToken0123456789"
+	tests := []struct {
+		name   string
+		body   string
+		path   string
+		secret string // must not survive, nor its part after the prefix
+	}{
+		{"key with ! and :", `{"message":"key sk-tessera-abc!def:ghi given"}`, "", "sk-tessera-abc!def:ghi"},
+		{"key with every punctuation Validate accepts", `key sk-tessera-a!"#$%&'()*+,-./:;<=>?@[\]^_` + "`" + `{|}~z end`, "", `sk-tessera-a!"#$%&'()*+,-./:;<=>?@[\]^_` + "`" + `{|}~z`},
+		{"tesseral key glued to a word", "badtesseral_secret_key_x:y!z1 rejected", "", "tesseral_secret_key_x:y!z1"},
+		{"key in the code", `{"code":"sk-tessera-c0de!x","message":"m"}`, "", "sk-tessera-c0de!x"},
+		{"bearer in lower case", "header was bearer " + tok, "", tok},
+		{"bearer in mixed case", "header was bEaReR " + tok, "", tok},
+		{"two spaces after Bearer", "header was Bearer  " + tok, "", tok},
+		{"tab and colon after Bearer", "authorization: Bearer:\t" + tok, "", tok},
+		{"bearer token with punctuation", "Bearer " + tok + "!:x", "", tok + "!:x"},
+		{"key in the URL path", `{"message":"no"}`, "/v1/keys/sk-tessera-inpath!1", "sk-tessera-inpath!1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := errorResponse(t, http.StatusUnauthorized, tt.body)
+			if tt.path != "" {
+				resp.Request.URL.Path = tt.path
+			}
+			err := CheckResponse(resp)
+			if err == nil {
+				t.Fatal("no error for a 401")
+			}
+			_, rest, _ := strings.Cut(tt.secret, "_key_")
+			if rest == "" {
+				rest = strings.TrimPrefix(tt.secret, "sk-tessera-")
+			}
+			checkNoSecret(t, "the error", err.Error(), tt.secret, rest[1:])
+		})
+	}
 }
 
 func TestCheckResponseRetryAfter(t *testing.T) {
 	err := CheckResponse(errorResponse(t, http.StatusTooManyRequests, "", "Retry-After", "12"))
-	var apiErr *APIError
-	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, 12*time.Second, apiErr.RetryAfter)
-	assert.ErrorIs(t, err, ErrUnavailable)
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		value  string
-		want   time.Duration
-		wantOK bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"99999999999999999999", 0, false}, // more than uint64 holds
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(90 * time.Second).Format(time.RFC850), 90 * time.Second, true},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-		{"-5", 0, false},
-		{"1.5", 0, false},
-		{"soon", 0, false},
+	if apiErr := apiError(t, err); apiErr.RetryAfter != 12*time.Second {
+		t.Errorf("RetryAfter %v, want 12s", apiErr.RetryAfter)
 	}
-	for _, tt := range tests {
-		t.Run(tt.value, func(t *testing.T) {
-			h := http.Header{}
-			if tt.value != "" {
-				h.Set("Retry-After", tt.value)
-			}
-			got, ok := retryAfter(h, now)
-			assert.Equal(t, tt.wantOK, ok)
-			assert.Equal(t, tt.want, got)
-		})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("%v does not match ErrUnavailable", err)
 	}
-	t.Run("huge but parseable", func(t *testing.T) {
-		h := http.Header{"Retry-After": {"18446744073709551615"}}
-		got, ok := retryAfter(h, now)
-		assert.True(t, ok)
-		assert.Greater(t, got, 100*365*24*time.Hour)
-	})
 }

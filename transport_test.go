@@ -10,18 +10,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/keyprovider/keyprovider/internal/redact"
+	"github.com/keyprovider/keyprovider/retry"
 )
 
+// The keys these tests send. Failure messages show their fingerprints
+// (see authFP), never the keys: no test output holds a key.
 const (
 	key1 = "sk-tessera-key1AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	key2 = "sk-tessera-key2BBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -33,6 +36,39 @@ func leakcheck(t *testing.T) {
 	t.Helper()
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// authFP renders an Authorization header value with the credential as its
+// fingerprint, for failure messages.
+func authFP(v string) string {
+	scheme, cred, ok := strings.Cut(v, " ")
+	if !ok {
+		return redact.String(v, v)
+	}
+	return scheme + " " + redact.Fingerprint(cred)
+}
+
+// checkAuth fails t unless got is "Bearer " + key ("" for no header).
+func checkAuth(t *testing.T, got, key string) {
+	t.Helper()
+	want := ""
+	if key != "" {
+		want = "Bearer " + key
+	}
+	if got != want {
+		t.Errorf("Authorization %q, want %q", authFP(got), authFP(want))
+	}
+}
+
+// checkNoSecret fails t if s holds any of secrets; it says which by
+// fingerprint, never quoting s.
+func checkNoSecret(t *testing.T, what, s string, secrets ...string) {
+	t.Helper()
+	for _, sec := range secrets {
+		if strings.Contains(s, sec) {
+			t.Errorf("%s holds the secret %s", what, redact.Fingerprint(sec))
+		}
+	}
 }
 
 // rotatingSource hands out keys[i]. Invalidate(stale) moves to the next key
@@ -77,7 +113,7 @@ func (s *rotatingSource) Invalidate(stale Key) {
 func (s *rotatingSource) invalidations() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.invalidated...)
+	return slices.Clone(s.invalidated)
 }
 
 // countingBody is a response or request body that counts its Close calls.
@@ -95,9 +131,12 @@ type seen struct {
 
 // fakeBase is an in-memory http.RoundTripper that answers with respond,
 // records every request and closes every request body as net/http does,
-// and counts the closes of the bodies it answers with.
+// and counts the closes of the bodies it answers with. With clone set it
+// answers with a clone of the request it was given, as tracing middleware
+// (otelhttp) does.
 type fakeBase struct {
 	respond func(n int, r *http.Request) *http.Response
+	clone   bool
 
 	mu     sync.Mutex
 	seen   []seen
@@ -123,6 +162,9 @@ func (f *fakeBase) RoundTrip(r *http.Request) (*http.Response, error) {
 	cb := &countingBody{Reader: resp.Body}
 	resp.Body = cb
 	resp.Request = r
+	if f.clone {
+		resp.Request = r.Clone(r.Context())
+	}
 	f.mu.Lock()
 	f.bodies = append(f.bodies, cb)
 	f.mu.Unlock()
@@ -132,7 +174,7 @@ func (f *fakeBase) RoundTrip(r *http.Request) (*http.Response, error) {
 func (f *fakeBase) requests() []seen {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]seen(nil), f.seen...)
+	return slices.Clone(f.seen)
 }
 
 // closes returns how many times each answered body was closed.
@@ -159,40 +201,6 @@ func answer(code int, header ...string) *http.Response {
 		Header:     h,
 		Body:       io.NopCloser(strings.NewReader("status " + strconv.Itoa(code))),
 	}
-}
-
-// fakeClock is an injected clock: after records the waits asked for and
-// fires at once, unless onAfter says otherwise.
-type fakeClock struct {
-	now     time.Time
-	mu      sync.Mutex
-	waits   []time.Duration
-	onAfter func(d time.Duration) <-chan time.Time
-}
-
-func (c *fakeClock) install(t *Transport) {
-	t.now = func() time.Time { return c.now }
-	t.after = func(d time.Duration) <-chan time.Time {
-		c.mu.Lock()
-		c.waits = append(c.waits, d)
-		c.mu.Unlock()
-		if c.onAfter != nil {
-			return c.onAfter(d)
-		}
-		ch := make(chan time.Time, 1)
-		ch <- c.now.Add(d)
-		return ch
-	}
-}
-
-func (c *fakeClock) recorded() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.waits...)
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
 }
 
 // server starts an httptest server that records what it sees and answers
@@ -224,32 +232,74 @@ func newServer(t *testing.T, h http.HandlerFunc) *server {
 func (s *server) requests() []seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]seen(nil), s.seen...)
+	return slices.Clone(s.seen)
 }
 
 func (s *server) host() string { return strings.TrimPrefix(s.URL, "http://") }
 
-// client returns an http.Client over a fresh http.Transport wrapped by t
-// (whose Base it sets), whose idle connections are closed at cleanup.
-func client(tb testing.TB, t *Transport) *http.Client {
+// client returns an http.Client whose transport is a NewTransport of src
+// and opts over a fresh http.Transport, whose idle connections are closed
+// at cleanup.
+func client(tb testing.TB, src TokenSource, opts ...Option) *http.Client {
 	base := &http.Transport{}
 	tb.Cleanup(base.CloseIdleConnections)
-	t.Base = base
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: NewTransport(src, append(opts, WithBase(base))...)}
 }
 
 func get(t *testing.T, c *http.Client, url string) *http.Response {
 	t.Helper()
 	resp, err := c.Get(url)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = resp.Body.Close() })
 	return resp
+}
+
+type tokenFunc func(context.Context) (Key, error)
+
+func (f tokenFunc) Token(ctx context.Context) (Key, error) { return f(ctx) }
+
+func mustRequest(t testing.TB, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func roundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+// assertClosedButLast checks that every response body but the last (the
+// one returned to the caller, still open) was closed exactly once.
+func assertClosedButLast(t *testing.T, closes []int32) {
+	t.Helper()
+	if len(closes) == 0 {
+		t.Fatal("no response answered")
+	}
+	for i, c := range closes[:len(closes)-1] {
+		if c != 1 {
+			t.Errorf("response %d closed %d times, want 1", i, c)
+		}
+	}
+	if c := closes[len(closes)-1]; c != 0 {
+		t.Errorf("the returned response was closed %d times", c)
+	}
 }
 
 func TestTransportSetsHeader(t *testing.T) {
 	leakcheck(t)
 	srv := newServer(t, nil)
-	c := client(t, &Transport{Source: StaticSource(NewKey(key1, "")), AllowedHosts: []string{srv.host()}})
+	c := client(t, StaticSource(NewKey(key1, "")), WithAllowedHosts(srv.host()))
 
 	for name, header := range map[string]string{
 		"no header":                  "",
@@ -257,16 +307,17 @@ func TestTransportSetsHeader(t *testing.T) {
 		"non-canonical header entry": "authorization",
 	} {
 		t.Run(name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodGet, srv.URL+"/x", nil)
-			require.NoError(t, err)
+			req := mustRequest(t, http.MethodGet, srv.URL+"/x", nil)
 			if header != "" {
 				req.Header[header] = []string{"Bearer something-else"}
 			}
 			resp, err := c.Do(req)
-			require.NoError(t, err)
+			if err != nil {
+				t.Fatal(err)
+			}
 			_ = resp.Body.Close()
 			got := srv.requests()
-			assert.Equal(t, "Bearer "+key1, got[len(got)-1].auth)
+			checkAuth(t, got[len(got)-1].auth, key1)
 		})
 	}
 }
@@ -275,32 +326,35 @@ func TestTransportSetsHeader(t *testing.T) {
 func TestTransportRequestWithoutHeader(t *testing.T) {
 	base := &fakeBase{}
 	u, err := url.Parse("https://api.tesseraai.cloud/v1")
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := &http.Request{Method: http.MethodGet, URL: u}
-	resp, err := (&Transport{Source: StaticSource(NewKey(key1, "")), Base: base, AllowAnyHost: true}).RoundTrip(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	assert.Nil(t, req.Header)
-	assert.Equal(t, "Bearer "+key1, base.requests()[0].auth)
+	roundTrip(t, NewTransport(StaticSource(NewKey(key1, "")), WithBase(base), WithAllowAnyHost(true)), req)
+	if req.Header != nil {
+		t.Error("the caller's request got a header map")
+	}
+	checkAuth(t, base.requests()[0].auth, key1)
 }
 
-func TestTransportZeroValueBaseIsDefaultTransport(t *testing.T) {
+func TestTransportNilBaseIsDefaultTransport(t *testing.T) {
 	leakcheck(t)
 	srv := newServer(t, nil)
-	tr := &Transport{Source: StaticSource(NewKey(key1, "")), AllowedHosts: []string{srv.host()}}
+	tr := NewTransport(StaticSource(NewKey(key1, "")), WithAllowedHosts(srv.host()), WithBase(nil))
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	resp := get(t, &http.Client{Transport: tr}, srv.URL)
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "Bearer "+key1, srv.requests()[0].auth)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	checkAuth(t, srv.requests()[0].auth, key1)
 }
 
 func TestTransportLeavesCallersRequestUntouched(t *testing.T) {
 	base := &fakeBase{}
-	tr := &Transport{Source: StaticSource(NewKey(key1, "")), Base: base, AllowedHosts: []string{"api.tesseraai.cloud"}}
+	tr := NewTransport(StaticSource(NewKey(key1, "")), WithBase(base), WithAllowedHosts("api.tesseraai.cloud"))
 
 	const payload = `{"input":"hello"}`
-	req, err := http.NewRequest(http.MethodPut, "https://api.tesseraai.cloud/v1/x?a=1", strings.NewReader(payload))
-	require.NoError(t, err)
+	req := mustRequest(t, http.MethodPut, "https://api.tesseraai.cloud/v1/x?a=1", strings.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Add("X-Multi", "1")
 	req.Header.Add("X-Multi", "2")
@@ -308,27 +362,107 @@ func TestTransportLeavesCallersRequestUntouched(t *testing.T) {
 	wantURL := *req.URL
 	body := req.Body
 
-	resp, err := tr.RoundTrip(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	resp := roundTrip(t, tr, req)
 
-	assert.Equal(t, wantHeader, req.Header, "caller's header map changed")
-	assert.Empty(t, req.Header.Get("Authorization"))
-	assert.Equal(t, wantURL, *req.URL)
-	assert.True(t, body == req.Body, "caller's Body replaced")
+	if fmt.Sprint(req.Header) != fmt.Sprint(wantHeader) {
+		t.Errorf("caller's header map changed: %v, want %v", req.Header, wantHeader)
+	}
+	if *req.URL != wantURL {
+		t.Errorf("caller's URL changed: %v", req.URL)
+	}
+	if body != req.Body {
+		t.Error("caller's Body replaced")
+	}
 	again, err := req.GetBody()
-	require.NoError(t, err)
-	b, _ := io.ReadAll(again)
-	assert.Equal(t, payload, string(b), "GetBody no longer gives the whole body")
-	assert.Same(t, req, resp.Request, "the response must point at the caller's request, not the copy holding the key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(again); string(b) != payload {
+		t.Errorf("GetBody gives %q, want %q", b, payload)
+	}
+	if resp.Request != req {
+		t.Error("the response must point at the caller's request, not the copy holding the key")
+	}
 
 	got := base.requests()
-	require.Len(t, got, 1)
-	assert.Equal(t, "Bearer "+key1, got[0].auth)
-	assert.Equal(t, payload, got[0].body)
+	if len(got) != 1 {
+		t.Fatalf("%d requests sent, want 1", len(got))
+	}
+	checkAuth(t, got[0].auth, key1)
+	if got[0].body != payload {
+		t.Errorf("body sent %q, want %q", got[0].body, payload)
+	}
 }
 
-// hostConfig is the part of a Transport that decides where the key goes.
+// A Base that answers with a request of its own (otelhttp clones the
+// request it is given) must not hand the caller a request holding the key:
+// the response's Request is always the caller's, on every path.
+func TestTransportResponseRequestIsCallersWhenBaseClones(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		src     TokenSource
+		url     string
+		respond func(n int, r *http.Request) *http.Response
+	}{
+		{"authenticated", StaticSource(NewKey(key1, "")), "https://api.tesseraai.cloud/v1", nil},
+		{"key withheld from another host", StaticSource(NewKey(key1, "")), "https://cdn.example.com/f", nil},
+		{"replayed after a 401", newRotating(key1, key2), "https://api.tesseraai.cloud/v1", func(n int, r *http.Request) *http.Response {
+			if n == 0 {
+				return answer(http.StatusUnauthorized)
+			}
+			return answer(http.StatusOK)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := &fakeBase{clone: true, respond: tt.respond}
+			for name, rt := range map[string]http.RoundTripper{
+				"NewTransport": NewTransport(tt.src, WithBase(base), WithAllowedHosts(Tessera.Host())),
+				"NewClient":    NewClient(tt.src, WithBase(base), WithAllowedHosts(Tessera.Host())).Transport,
+			} {
+				req := mustRequest(t, http.MethodGet, tt.url, nil)
+				resp := roundTrip(t, rt, req)
+				if resp.Request != req {
+					t.Errorf("%s: resp.Request is not the caller's request (its Authorization: %q)",
+						name, authFP(resp.Request.Header.Get("Authorization")))
+				}
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("%s: status %d", name, resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// A Base that breaks the RoundTripper contract is an error, not a panic.
+func TestTransportBaseReturningNothing(t *testing.T) {
+	body := &countingBody{Reader: strings.NewReader("")}
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name string
+		rt   func(*http.Request) (*http.Response, error)
+		want error
+	}{
+		{"nil response, nil error", func(*http.Request) (*http.Response, error) { return nil, nil }, errNilResponse},
+		{"response and error", func(*http.Request) (*http.Response, error) { return &http.Response{Body: body}, boom }, boom},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewTransport(StaticSource(NewKey(key1, "")), WithBase(roundTripFunc(tt.rt)), WithAllowAnyHost(true))
+			resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
+			if resp != nil || !errors.Is(err, tt.want) {
+				t.Errorf("RoundTrip = %v, %v; want nil, %v", resp, err, tt.want)
+			}
+		})
+	}
+	if body.closes.Load() != 1 {
+		t.Error("the response returned beside an error was not closed")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// hostConfig is the part of the Options that decides where the key goes.
 type hostConfig struct {
 	hosts     []string
 	any, fail bool
@@ -368,35 +502,48 @@ func TestTransportAllowList(t *testing.T) {
 		{"withheld fails when asked", hostConfig{hosts: []string{Tessera.Host()}, fail: true}, "https://api.tesseral.com/v1", fails, reasonNotAllow},
 		{"no allowed host at all", hostConfig{}, "https://api.tesseraai.cloud/v1", fails, reasonNoHosts},
 		{"only empty entries", hostConfig{hosts: []string{"", " "}}, "https://api.tesseraai.cloud/v1", fails, reasonNoHosts},
+		{"a service without BaseURL", hostConfig{hosts: []string{Service{}.Host()}}, "https://api.tesseraai.cloud/v1", fails, reasonNoHosts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := &fakeBase{}
-			tr := &Transport{
-				Source: StaticSource(NewKey(key1, "")), Base: base,
-				AllowedHosts: tt.tr.hosts, AllowAnyHost: tt.tr.any, FailDisallowedHost: tt.tr.fail,
-			}
+			tr := NewTransport(StaticSource(NewKey(key1, "")), WithBase(base),
+				WithAllowedHosts(tt.tr.hosts...), WithAllowAnyHost(tt.tr.any), WithFailDisallowedHost(tt.tr.fail))
 			body := &countingBody{Reader: strings.NewReader("x")}
-			req, err := http.NewRequest(http.MethodPost, tt.url, body)
-			require.NoError(t, err)
+			req := mustRequest(t, http.MethodPost, tt.url, body)
 			resp, err := tr.RoundTrip(req)
 			switch tt.want {
 			case fails:
-				var he *HostError
-				require.ErrorAs(t, err, &he)
-				assert.ErrorIs(t, err, ErrHostNotAllowed)
-				assert.Equal(t, tt.wantWhy, he.Reason)
-				assert.Equal(t, req.URL.Host, he.Host)
-				assert.Empty(t, base.requests(), "nothing may be sent")
-				assert.EqualValues(t, 1, body.closes.Load(), "request body not closed")
+				var he *hostError
+				if !errors.As(err, &he) || !errors.Is(err, ErrHostNotAllowed) {
+					t.Fatalf("err = %v, want a host error matching ErrHostNotAllowed", err)
+				}
+				if he.reason != tt.wantWhy || he.host != req.URL.Host {
+					t.Errorf("refused %s for %q, want %s for %q", he.host, he.reason, req.URL.Host, tt.wantWhy)
+				}
+				if want := req.URL.Scheme + "://" + req.URL.Host + ": " + tt.wantWhy; !strings.HasSuffix(err.Error(), want) {
+					t.Errorf("message %q does not end in %q", err, want)
+				}
+				if n := len(base.requests()); n != 0 {
+					t.Errorf("%d requests sent, want none", n)
+				}
+				if body.closes.Load() != 1 {
+					t.Error("request body not closed")
+				}
 				return
 			case sent:
-				require.NoError(t, err)
-				assert.Equal(t, "Bearer "+key1, base.requests()[0].auth)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAuth(t, base.requests()[0].auth, key1)
 			case withheld:
-				require.NoError(t, err)
-				assert.Empty(t, base.requests()[0].auth)
-				assert.Equal(t, tt.wantWhy, tr.withhold(req.URL))
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkAuth(t, base.requests()[0].auth, "")
+				if got := tr.withhold(req.URL); got != tt.wantWhy {
+					t.Errorf("withheld for %q, want %q", got, tt.wantWhy)
+				}
 			}
 			_ = resp.Body.Close()
 		})
@@ -404,24 +551,75 @@ func TestTransportAllowList(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	var logs bytes.Buffer
-	l := slog.New(slog.NewTextHandler(&logs, nil))
+	l := slog.New(slog.DiscardHandler)
 	base := &fakeBase{}
 	src := StaticSource(NewKey(key1, ""))
+	hosts := []string{Tessera.Host(), "127.0.0.1:9", ""}
 	tr := NewTransport(src,
-		WithService(Tessera), WithService(Service{}), WithAllowedHosts("127.0.0.1:9"),
-		WithBase(base), WithDisallowedHostError(), WithMaxAttempts(2),
-		WithRetryDelays(time.Second, time.Minute), WithLogger(l))
-	assert.Equal(t, &Transport{
-		Source: src, Base: base, AllowedHosts: []string{"api.tesseraai.cloud", "127.0.0.1:9"},
-		FailDisallowedHost: true, MaxAttempts: 2, RetryBaseDelay: time.Second, RetryMaxDelay: time.Minute, Logger: l,
-	}, tr)
-	assert.True(t, NewTransport(src, WithAnyHost()).AllowAnyHost)
+		WithAllowedHosts(hosts...), WithAllowedHosts("[::1]"),
+		WithBase(base), WithFailDisallowedHost(true), WithLogger(l), WithAllowAnyHost(true), WithAllowAnyHost(false))
+	hosts[0] = "evil.example.com" // the Transport keeps its own copy
 
-	c := NewClient(src, WithService(Tesseral))
-	require.IsType(t, &Transport{}, c.Transport)
-	assert.Equal(t, []string{"api.tesseral.com"}, c.Transport.(*Transport).AllowedHosts)
-	assert.Zero(t, c.Timeout)
+	want := []hostPort{{"api.tesseraai.cloud", ""}, {"127.0.0.1", "9"}, {"::1", ""}}
+	if tr.src != src || tr.base != base || !slices.Equal(tr.allow, want) || !tr.fail || tr.any || tr.logger != l {
+		t.Errorf("NewTransport with every option: %+v", tr)
+	}
+	if !NewTransport(src, WithAllowAnyHost(true)).any {
+		t.Error("WithAllowAnyHost(true) not applied")
+	}
+	if NewTransport(src).base != http.DefaultTransport {
+		t.Error("no Base is not http.DefaultTransport")
+	}
+
+	c := NewClient(src, WithAllowedHosts(Tesseral.Host()))
+	if _, ok := c.Transport.(*retry.Transport); !ok {
+		t.Fatalf("NewClient's transport is a %T, want a *retry.Transport", c.Transport)
+	}
+	if c.Timeout != 0 {
+		t.Errorf("NewClient timeout %v, want none", c.Timeout)
+	}
+	idle := &idleCloser{}
+	NewClient(src, WithBase(idle)).CloseIdleConnections()
+	if !idle.closed {
+		t.Error("NewClient's CloseIdleConnections does not reach Base")
+	}
+}
+
+// NewClient retries a throttled request; the retry carries the current
+// key, and a 401 before it is replayed by the Transport underneath.
+func TestNewClientRetriesThrottledRequests(t *testing.T) {
+	leakcheck(t)
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusUnauthorized)
+		case 2:
+			w.Header().Set("Retry-After", "0") // no wait: the real clock sleeps not
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	c := NewClient(newRotating(key1, key2), WithAllowedHosts(srv.host()), WithBase(base))
+	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want 200", resp.StatusCode)
+	}
+	got := srv.requests()
+	if len(got) != 3 {
+		t.Fatalf("%d requests, want 3 (401, replay throttled, retry)", len(got))
+	}
+	for i, want := range []string{key1, key2, key2} {
+		checkAuth(t, got[i].auth, want)
+	}
+
+	// The Transport alone does not retry: a client that retries itself
+	// (openai-go) takes it without NewClient's retrier.
+	n.Store(1)
+	c = &http.Client{Transport: NewTransport(StaticSource(NewKey(key2, "")), WithAllowedHosts(srv.host()), WithBase(base))}
+	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the bare Transport: status %d, want the 429", resp.StatusCode)
+	}
 }
 
 // A redirect to another host, followed by http.Client, must never carry
@@ -443,32 +641,38 @@ func TestTransportRedirectToOtherHostNeverGetsKey(t *testing.T) {
 			other := newServer(t, nil)
 			target := tt.otherURL(other.URL) + "/landing"
 			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/same-host" {
+				switch r.URL.Path {
+				case "/same-host":
 					http.Redirect(w, r, "/done", tt.status)
-					return
-				}
-				if r.URL.Path == "/done" {
+				case "/done":
 					_, _ = io.WriteString(w, "done")
-					return
+				default:
+					http.Redirect(w, r, target, tt.status)
 				}
-				http.Redirect(w, r, target, tt.status)
 			})
-			c := client(t, &Transport{Source: StaticSource(NewKey(key1, "")), AllowedHosts: []string{api.host()}})
+			c := client(t, StaticSource(NewKey(key1, "")), WithAllowedHosts(api.host()))
 
-			resp := get(t, c, api.URL+"/start")
-			assert.Equal(t, http.StatusOK, resp.StatusCode)
-			require.Len(t, api.requests(), 1)
-			assert.Equal(t, "Bearer "+key1, api.requests()[0].auth)
-			require.Len(t, other.requests(), 1, "the redirect was not followed")
-			assert.Empty(t, other.requests()[0].auth, "the key followed the redirect to another host")
+			if resp := get(t, c, api.URL+"/start"); resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+			if got := api.requests(); len(got) != 1 {
+				t.Fatalf("api saw %d requests, want 1", len(got))
+			}
+			checkAuth(t, api.requests()[0].auth, key1)
+			if got := other.requests(); len(got) != 1 {
+				t.Fatalf("the redirect was not followed: other saw %d requests", len(got))
+			}
+			checkAuth(t, other.requests()[0].auth, "")
 
 			// A redirect within the allowed host keeps the key.
-			resp = get(t, c, api.URL+"/same-host")
-			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			if resp := get(t, c, api.URL+"/same-host"); resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d", resp.StatusCode)
+			}
 			got := api.requests()
-			require.Len(t, got, 3)
-			assert.Equal(t, "/done", got[2].url)
-			assert.Equal(t, "Bearer "+key1, got[2].auth)
+			if len(got) != 3 || got[2].url != "/done" {
+				t.Fatalf("api saw %d requests, want 3 ending in /done", len(got))
+			}
+			checkAuth(t, got[2].auth, key1)
 		})
 	}
 
@@ -477,11 +681,15 @@ func TestTransportRedirectToOtherHostNeverGetsKey(t *testing.T) {
 		api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, other.URL, http.StatusFound)
 		})
-		c := client(t, &Transport{Source: StaticSource(NewKey(key1, "")), AllowedHosts: []string{api.host()}, FailDisallowedHost: true})
+		c := client(t, StaticSource(NewKey(key1, "")), WithAllowedHosts(api.host()), WithFailDisallowedHost(true))
 		_, err := c.Get(api.URL)
-		assert.ErrorIs(t, err, ErrHostNotAllowed)
-		assert.NotContains(t, err.Error(), key1)
-		assert.Empty(t, other.requests())
+		if !errors.Is(err, ErrHostNotAllowed) {
+			t.Errorf("err = %v, want ErrHostNotAllowed", err)
+		}
+		checkNoSecret(t, "the error", fmt.Sprint(err), key1)
+		if n := len(other.requests()); n != 0 {
+			t.Errorf("other saw %d requests", n)
+		}
 	})
 }
 
@@ -496,22 +704,24 @@ func TestTransportWrapsExistingClient(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	c := srv.Client()
-	c.Transport = &Transport{Source: StaticSource(NewKey(key1, "")), Base: c.Transport, AllowedHosts: []string{strings.TrimPrefix(srv.URL, "https://")}}
+	c.Transport = NewTransport(StaticSource(NewKey(key1, "")), WithBase(c.Transport), WithAllowedHosts(strings.TrimPrefix(srv.URL, "https://")))
 	t.Cleanup(c.CloseIdleConnections)
 
-	resp := get(t, c, srv.URL)
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "Bearer "+key1, auth.Load())
+	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	got, _ := auth.Load().(string)
+	checkAuth(t, got, key1)
 }
 
 func TestTransport401(t *testing.T) {
 	const payload = `{"input":"hello"}`
 	type want struct {
 		status      int
-		sent        []string // Authorization of each request the base saw
+		sent        []string // fingerprint of the key each request the base saw carried
 		invalidated []string // fingerprints reported to Invalidate
 	}
-	k1 := NewKey(key1, "").Fingerprint()
+	k1, k2 := NewKey(key1, "").Fingerprint(), NewKey(key2, "").Fingerprint()
 	tests := []struct {
 		name    string
 		src     *rotatingSource
@@ -522,19 +732,19 @@ func TestTransport401(t *testing.T) {
 	}{
 		{
 			name: "replayed once with the fresh key", src: newRotating(key1, key2), accept: key2, method: http.MethodPost,
-			want: want{http.StatusOK, []string{key1, key2}, []string{k1}},
+			want: want{http.StatusOK, []string{k1, k2}, []string{k1}},
 		},
 		{
 			name: "fresh key refused too: no second replay", src: newRotating(key1, key2, "sk-tessera-key3"), accept: "", method: http.MethodGet,
-			want: want{http.StatusUnauthorized, []string{key1, key2}, []string{k1}},
+			want: want{http.StatusUnauthorized, []string{k1, k2}, []string{k1}},
 		},
 		{
 			name: "key unchanged: 401 returned", src: newRotating(key1), accept: key2, method: http.MethodPost,
-			want: want{http.StatusUnauthorized, []string{key1}, []string{k1}},
+			want: want{http.StatusUnauthorized, []string{k1}, []string{k1}},
 		},
 		{
 			name: "body not replayable: 401 returned, key still reported", src: newRotating(key1, key2), accept: key2, noReset: true, method: http.MethodPost,
-			want: want{http.StatusUnauthorized, []string{key1}, []string{k1}},
+			want: want{http.StatusUnauthorized, []string{k1}, []string{k1}},
 		},
 	}
 	for _, tt := range tests {
@@ -545,7 +755,7 @@ func TestTransport401(t *testing.T) {
 				}
 				return answer(http.StatusUnauthorized, "Www-Authenticate", "Bearer")
 			}}
-			tr := &Transport{Source: tt.src, Base: base, AllowAnyHost: true}
+			tr := NewTransport(tt.src, WithBase(base), WithAllowAnyHost(true))
 			var body io.Reader
 			if tt.method == http.MethodPost {
 				body = strings.NewReader(payload)
@@ -553,27 +763,33 @@ func TestTransport401(t *testing.T) {
 					body = io.NopCloser(body) // http.NewRequest sets no GetBody for it
 				}
 			}
-			req, err := http.NewRequest(tt.method, "https://api.tesseraai.cloud/v1/embeddings", body)
-			require.NoError(t, err)
-
-			resp, err := tr.RoundTrip(req)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want.status, resp.StatusCode)
+			resp, err := tr.RoundTrip(mustRequest(t, tt.method, "https://api.tesseraai.cloud/v1/embeddings", body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.want.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want.status)
+			}
 			b, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, "status "+strconv.Itoa(tt.want.status), string(b), "returned body not intact")
+			if want := "status " + strconv.Itoa(tt.want.status); err != nil || string(b) != want {
+				t.Errorf("returned body %q, %v; want %q", b, err, want)
+			}
 			assertClosedButLast(t, base.closes())
-			require.NoError(t, resp.Body.Close())
+			_ = resp.Body.Close()
 
 			var sent []string
 			for _, s := range base.requests() {
-				sent = append(sent, strings.TrimPrefix(s.auth, "Bearer "))
-				if tt.method == http.MethodPost {
-					assert.Equal(t, payload, s.body, "body not replayed whole")
+				sent = append(sent, NewKey(strings.TrimPrefix(s.auth, "Bearer "), "").Fingerprint())
+				if tt.method == http.MethodPost && s.body != payload {
+					t.Errorf("body not replayed whole: %q", s.body)
 				}
 			}
-			assert.Equal(t, tt.want.sent, sent)
-			assert.Equal(t, tt.want.invalidated, tt.src.invalidations())
+			if !slices.Equal(sent, tt.want.sent) {
+				t.Errorf("keys sent %v, want %v", sent, tt.want.sent)
+			}
+			if got := tt.src.invalidations(); !slices.Equal(got, tt.want.invalidated) {
+				t.Errorf("invalidated %v, want %v", got, tt.want.invalidated)
+			}
 		})
 	}
 
@@ -591,11 +807,10 @@ func TestTransport401(t *testing.T) {
 			}
 			return answer(http.StatusOK)
 		}}
-		resp, err := (&Transport{Source: src, Base: base, AllowAnyHost: true}).RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode)
-		assert.Len(t, base.requests(), 2)
+		resp := roundTrip(t, NewTransport(src, WithBase(base), WithAllowAnyHost(true)), mustRequest(t, http.MethodGet, "https://h/", nil))
+		if resp.StatusCode != http.StatusOK || len(base.requests()) != 2 {
+			t.Errorf("status %d after %d requests, want 200 after 2", resp.StatusCode, len(base.requests()))
+		}
 	})
 
 	t.Run("source fails after the 401: 401 returned", func(t *testing.T) {
@@ -606,11 +821,22 @@ func TestTransport401(t *testing.T) {
 			src.mu.Unlock()
 			return answer(http.StatusUnauthorized)
 		}}
-		resp, err := (&Transport{Source: src, Base: base, AllowAnyHost: true}).RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		assert.Len(t, base.requests(), 1)
+		resp := roundTrip(t, NewTransport(src, WithBase(base), WithAllowAnyHost(true)), mustRequest(t, http.MethodGet, "https://h/", nil))
+		if resp.StatusCode != http.StatusUnauthorized || len(base.requests()) != 1 {
+			t.Errorf("status %d after %d requests, want 401 after 1", resp.StatusCode, len(base.requests()))
+		}
+	})
+
+	t.Run("fresh key unsafe for a header: an error, the 401 closed", func(t *testing.T) {
+		src := newRotating(key1, "sk-tessera-abc\r\nX-Evil: 1")
+		base := &fakeBase{respond: func(int, *http.Request) *http.Response { return answer(http.StatusUnauthorized) }}
+		resp, err := NewTransport(src, WithBase(base), WithAllowAnyHost(true)).RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
+		if resp != nil || !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("RoundTrip = %v, %v; want nil, ErrInvalidKey", resp, err)
+		}
+		if got := base.closes(); !slices.Equal(got, []int32{1}) {
+			t.Errorf("response closes %v, want [1]", got)
+		}
 	})
 
 	t.Run("through a server and http.Client", func(t *testing.T) {
@@ -621,37 +847,16 @@ func TestTransport401(t *testing.T) {
 				w.WriteHeader(http.StatusUnauthorized)
 			}
 		})
-		c := client(t, &Transport{Source: src, AllowedHosts: []string{srv.host()}})
-		resp, err := c.Post(srv.URL, "application/json", bytes.NewBufferString(payload))
-		require.NoError(t, err)
+		resp, err := client(t, src, WithAllowedHosts(srv.host())).Post(srv.URL, "application/json", bytes.NewBufferString(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
 		_ = resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		got := srv.requests()
-		require.Len(t, got, 2)
-		assert.Equal(t, payload, got[1].body)
+		if resp.StatusCode != http.StatusOK || len(got) != 2 || got[1].body != payload {
+			t.Errorf("status %d after %d requests, want 200 after 2 with the body replayed", resp.StatusCode, len(got))
+		}
 	})
-}
-
-// assertClosedButLast checks that every response body but the last (the
-// one returned to the caller, still open) was closed exactly once.
-func assertClosedButLast(t *testing.T, closes []int32) {
-	t.Helper()
-	require.NotEmpty(t, closes)
-	for i, c := range closes[:len(closes)-1] {
-		assert.EqualValues(t, 1, c, "response %d not closed exactly once", i)
-	}
-	assert.EqualValues(t, 0, closes[len(closes)-1], "the returned response was closed")
-}
-
-type tokenFunc func(context.Context) (Key, error)
-
-func (f tokenFunc) Token(ctx context.Context) (Key, error) { return f(ctx) }
-
-func mustRequest(t testing.TB, method, url string, body io.Reader) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	require.NoError(t, err)
-	return req
 }
 
 func TestTransport403NeverRefreshes(t *testing.T) {
@@ -661,295 +866,94 @@ func TestTransport403NeverRefreshes(t *testing.T) {
 		r.Body = io.NopCloser(strings.NewReader(`{"error":{"message":"your tier does not cover this endpoint","type":"invalid_request_error","code":"tier"}}`))
 		return r
 	}}
-	tr := &Transport{Source: src, Base: base, AllowAnyHost: true}
-	resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://api.tesseraai.cloud/v1/models?page=2", nil))
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	resp := roundTrip(t, NewTransport(src, WithBase(base), WithAllowAnyHost(true)),
+		mustRequest(t, http.MethodGet, "https://api.tesseraai.cloud/v1/models?page=2", nil))
 
-	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
-	assert.Len(t, base.requests(), 1)
-	assert.Empty(t, src.invalidations())
-	assert.Equal(t, 1, src.tokens)
+	if resp.StatusCode != http.StatusForbidden || len(base.requests()) != 1 || len(src.invalidations()) != 0 || src.tokens != 1 {
+		t.Errorf("status %d, %d requests, %d invalidations, %d tokens; want 403, 1, 0, 1",
+			resp.StatusCode, len(base.requests()), len(src.invalidations()), src.tokens)
+	}
 
-	err = CheckResponse(resp)
-	assert.ErrorIs(t, err, ErrPermission)
-	assert.NotErrorIs(t, err, ErrInvalidKey)
+	err := CheckResponse(resp)
 	var apiErr *APIError
-	require.ErrorAs(t, err, &apiErr)
-	assert.Equal(t, http.StatusForbidden, apiErr.StatusCode)
-	assert.Equal(t, "https://api.tesseraai.cloud/v1/models", apiErr.URL)
-	assert.Equal(t, "your tier does not cover this endpoint", apiErr.Message)
-	assert.NotContains(t, err.Error(), key1)
-}
-
-func TestTransport429(t *testing.T) {
-	clockNow := newFakeClock().now
-	tests := []struct {
-		name        string
-		method      string
-		header      []string // request header pairs
-		body        string
-		noReset     bool
-		maxAttempts int
-		ctxTimeout  time.Duration
-		responses   []*http.Response // then 200
-		wantStatus  int
-		wantSent    int
-		wantWaits   []time.Duration // exact waits; nil with waitBounds checks bounds
-		waitBounds  [][2]time.Duration
-	}{
-		{
-			name: "Retry-After in seconds", method: http.MethodGet,
-			responses:  []*http.Response{answer(429, "Retry-After", "3")},
-			wantStatus: 200, wantSent: 2, wantWaits: []time.Duration{3 * time.Second},
-		},
-		{
-			name: "Retry-After as an HTTP date", method: http.MethodGet,
-			responses:  []*http.Response{answer(429, "Retry-After", clockNow.Add(7*time.Second).Format(http.TimeFormat))},
-			wantStatus: 200, wantSent: 2, wantWaits: []time.Duration{7 * time.Second},
-		},
-		{
-			name: "Retry-After date in the past", method: http.MethodGet,
-			responses:  []*http.Response{answer(429, "Retry-After", clockNow.Add(-time.Hour).Format(http.TimeFormat))},
-			wantStatus: 200, wantSent: 2, wantWaits: []time.Duration{0},
-		},
-		{
-			name: "Retry-After above the max: 429 returned at once", method: http.MethodGet,
-			responses:  []*http.Response{answer(429, "Retry-After", "3600")},
-			wantStatus: 429, wantSent: 1, wantWaits: []time.Duration{},
-		},
-		{
-			name: "wait past the context's deadline: 429 returned at once", method: http.MethodGet, ctxTimeout: time.Hour,
-			responses:  []*http.Response{answer(429, "Retry-After", "20")},
-			wantStatus: 429, wantSent: 1, wantWaits: []time.Duration{},
-		},
-		{
-			name: "exponential backoff with jitter, capped attempts", method: http.MethodGet,
-			responses:  []*http.Response{answer(429), answer(429), answer(429), answer(429), answer(429)},
-			wantStatus: 429, wantSent: DefaultMaxAttempts,
-			waitBounds: [][2]time.Duration{{250 * time.Millisecond, 500 * time.Millisecond}, {500 * time.Millisecond, time.Second}, {time.Second, 2 * time.Second}},
-		},
-		{
-			name: "MaxAttempts 1 turns retries off", method: http.MethodGet, maxAttempts: 1,
-			responses:  []*http.Response{answer(429, "Retry-After", "1")},
-			wantStatus: 429, wantSent: 1, wantWaits: []time.Duration{},
-		},
-		{
-			name: "POST is not retried", method: http.MethodPost, body: "payload",
-			responses:  []*http.Response{answer(429, "Retry-After", "1")},
-			wantStatus: 429, wantSent: 1, wantWaits: []time.Duration{},
-		},
-		{
-			name: "POST with an Idempotency-Key is retried with its body", method: http.MethodPost, body: "payload",
-			header:     []string{"Idempotency-Key", "abc"},
-			responses:  []*http.Response{answer(429, "Retry-After", "1")},
-			wantStatus: 200, wantSent: 2, wantWaits: []time.Duration{time.Second},
-		},
-		{
-			name: "PUT with its body replayed", method: http.MethodPut, body: "payload",
-			responses:  []*http.Response{answer(429, "Retry-After", "2"), answer(429, "Retry-After", "1")},
-			wantStatus: 200, wantSent: 3, wantWaits: []time.Duration{2 * time.Second, time.Second},
-		},
-		{
-			name: "PUT whose body cannot be replayed is not retried", method: http.MethodPut, body: "payload", noReset: true,
-			responses:  []*http.Response{answer(429, "Retry-After", "1")},
-			wantStatus: 429, wantSent: 1, wantWaits: []time.Duration{},
-		},
-		{
-			name: "401 then 429 then success", method: http.MethodGet,
-			responses:  []*http.Response{answer(401), answer(429, "Retry-After", "1")},
-			wantStatus: 200, wantSent: 3, wantWaits: []time.Duration{time.Second},
-		},
+	if !errors.Is(err, ErrPermission) || errors.Is(err, ErrInvalidKey) || !errors.As(err, &apiErr) {
+		t.Fatalf("CheckResponse = %v, want an *APIError matching ErrPermission only", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			base := &fakeBase{respond: func(n int, r *http.Request) *http.Response {
-				if n < len(tt.responses) {
-					return tt.responses[n]
-				}
-				return answer(http.StatusOK)
-			}}
-			clock := newFakeClock()
-			tr := &Transport{Source: newRotating(key1, key2), Base: base, AllowAnyHost: true, MaxAttempts: tt.maxAttempts}
-			clock.install(tr)
-			if tt.ctxTimeout != 0 {
-				tr.now = nil // the deadline is on the real clock
-			}
-			var body io.Reader
-			if tt.body != "" {
-				body = strings.NewReader(tt.body)
-				if tt.noReset {
-					body = io.NopCloser(body)
-				}
-			}
-			ctx := context.Background()
-			if tt.ctxTimeout != 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-			}
-			req, err := http.NewRequestWithContext(ctx, tt.method, "https://api.tesseraai.cloud/v1/x", body)
-			require.NoError(t, err)
-			for i := 0; i+1 < len(tt.header); i += 2 {
-				req.Header.Set(tt.header[i], tt.header[i+1])
-			}
-
-			resp, err := tr.RoundTrip(req)
-			require.NoError(t, err)
-			assert.Equal(t, tt.wantStatus, resp.StatusCode)
-			b, _ := io.ReadAll(resp.Body)
-			assert.Equal(t, "status "+strconv.Itoa(tt.wantStatus), string(b), "returned body not intact")
-			assertClosedButLast(t, base.closes())
-			require.NoError(t, resp.Body.Close())
-
-			sent := base.requests()
-			assert.Len(t, sent, tt.wantSent)
-			for _, s := range sent {
-				assert.Equal(t, tt.body, s.body, "body not sent whole on every attempt")
-			}
-			waits := clock.recorded()
-			if tt.waitBounds == nil {
-				assert.Equal(t, tt.wantWaits, append([]time.Duration{}, waits...))
-				return
-			}
-			require.Len(t, waits, len(tt.waitBounds))
-			for i, b := range tt.waitBounds {
-				assert.GreaterOrEqual(t, waits[i], b[0], "wait %d", i)
-				assert.LessOrEqual(t, waits[i], b[1], "wait %d", i)
-			}
-		})
+	if apiErr.StatusCode != http.StatusForbidden || apiErr.URL != "https://api.tesseraai.cloud/v1/models" ||
+		apiErr.Message != "your tier does not cover this endpoint" {
+		t.Errorf("APIError %+v", apiErr)
 	}
-}
-
-func TestRetryWaitBounds(t *testing.T) {
-	tr := &Transport{RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Second}
-	resp := answer(http.StatusTooManyRequests)
-	for attempt, bound := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 60: 5 * time.Second} {
-		for range 50 {
-			d, ok := tr.retryWait(context.Background(), resp, attempt)
-			require.True(t, ok)
-			require.GreaterOrEqual(t, d, bound/2, "attempt %d", attempt)
-			require.LessOrEqual(t, d, bound, "attempt %d", attempt)
-		}
-	}
-}
-
-func TestTransportContextCancelledDuringBackoff(t *testing.T) {
-	leakcheck(t)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusTooManyRequests)
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	clock := newFakeClock()
-	// The wait never ends by itself: the request's context is cancelled
-	// while the transport waits.
-	clock.onAfter = func(time.Duration) <-chan time.Time { cancel(); return make(chan time.Time) }
-	tr := &Transport{Source: StaticSource(NewKey(key1, "")), AllowedHosts: []string{srv.host()}}
-	clock.install(tr)
-	c := client(t, tr)
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	require.NoError(t, err)
-	resp, err := c.Do(req)
-	if resp != nil {
-		_ = resp.Body.Close()
-	}
-	require.ErrorIs(t, err, context.Canceled)
-	assert.Len(t, srv.requests(), 1)
-	assert.Equal(t, []time.Duration{5 * time.Second}, clock.recorded())
-
-	t.Run("bodies closed", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		clock := newFakeClock()
-		clock.onAfter = func(time.Duration) <-chan time.Time { cancel(); return make(chan time.Time) }
-		base := &fakeBase{respond: func(int, *http.Request) *http.Response { return answer(429, "Retry-After", "1") }}
-		tr := &Transport{Source: StaticSource(NewKey(key1, "")), Base: base, AllowAnyHost: true}
-		clock.install(tr)
-		var getBodies []*countingBody
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://h/", strings.NewReader("p"))
-		require.NoError(t, err)
-		req.GetBody = func() (io.ReadCloser, error) {
-			b := &countingBody{Reader: strings.NewReader("p")}
-			getBodies = append(getBodies, b)
-			return b, nil
-		}
-		_, err = tr.RoundTrip(req)
-		require.ErrorIs(t, err, context.Canceled)
-		assert.Equal(t, []int32{1}, base.closes(), "the 429 response was not closed")
-		require.Len(t, getBodies, 1)
-		assert.EqualValues(t, 1, getBodies[0].closes.Load(), "the body fetched for the retry was not closed")
-	})
-
-	t.Run("real timer", func(t *testing.T) {
-		// The real clock's path: an already-cancelled wait returns at once.
-		tr := &Transport{}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		assert.ErrorIs(t, tr.sleep(ctx, time.Hour), context.Canceled)
-		assert.NoError(t, tr.sleep(context.Background(), 0))
-	})
+	checkNoSecret(t, "the error", err.Error(), key1)
 }
 
 func TestTransportClosesRequestBodyOnEarlyReturn(t *testing.T) {
 	srcErr := &Error{Provider: "test", Kind: ErrUnavailable, Err: errors.New("backend down")}
+	anyHost := WithAllowAnyHost(true)
 	tests := []struct {
 		name    string
-		tr      *Transport
+		tr      func(base http.RoundTripper) *Transport
 		url     string
 		wantErr error
 	}{
-		{"nil Source", &Transport{AllowAnyHost: true}, "https://h/", errNoSource},
-		{"source error", &Transport{Source: tokenFunc(func(context.Context) (Key, error) { return Key{}, srcErr }), AllowAnyHost: true}, "https://h/", ErrUnavailable},
-		{"zero key", &Transport{Source: tokenFunc(func(context.Context) (Key, error) { return Key{}, nil }), AllowAnyHost: true}, "https://h/", ErrNotFound},
-		{"key unsafe for a header", &Transport{Source: StaticSource(NewKey("sk-tessera-abc\r\nX-Evil: 1", "")), AllowAnyHost: true}, "https://h/", ErrInvalidKey},
-		{"no host allowed", &Transport{Source: StaticSource(NewKey(key1, ""))}, "https://h/", ErrHostNotAllowed},
+		{"zero Transport", func(http.RoundTripper) *Transport { return &Transport{} }, "https://h/", errNoSource},
+		{"nil source", func(b http.RoundTripper) *Transport { return NewTransport(nil, WithBase(b), anyHost) }, "https://h/", errNoSource},
+		{"source error", func(b http.RoundTripper) *Transport {
+			return NewTransport(tokenFunc(func(context.Context) (Key, error) { return Key{}, srcErr }), WithBase(b), anyHost)
+		}, "https://h/", ErrUnavailable},
+		{"zero key", func(b http.RoundTripper) *Transport {
+			return NewTransport(tokenFunc(func(context.Context) (Key, error) { return Key{}, nil }), WithBase(b), anyHost)
+		}, "https://h/", ErrNotFound},
+		{"key unsafe for a header", func(b http.RoundTripper) *Transport {
+			return NewTransport(StaticSource(NewKey("sk-tessera-abc\r\nX-Evil: 1", "")), WithBase(b), anyHost)
+		}, "https://h/", ErrInvalidKey},
+		{"no host allowed", func(b http.RoundTripper) *Transport { return NewTransport(StaticSource(NewKey(key1, "")), WithBase(b)) }, "https://h/", ErrHostNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := &fakeBase{}
-			tt.tr.Base = base
 			body := &countingBody{Reader: strings.NewReader("x")}
-			resp, err := tt.tr.RoundTrip(mustRequest(t, http.MethodPost, tt.url, body))
-			assert.Nil(t, resp)
-			assert.ErrorIs(t, err, tt.wantErr)
-			assert.NotContains(t, err.Error(), "X-Evil")
-			assert.EqualValues(t, 1, body.closes.Load())
-			assert.Empty(t, base.requests())
+			resp, err := tt.tr(base).RoundTrip(mustRequest(t, http.MethodPost, tt.url, body))
+			if resp != nil || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("RoundTrip = %v, %v; want nil, %v", resp, err, tt.wantErr)
+			}
+			checkNoSecret(t, "the error", err.Error(), "X-Evil")
+			if body.closes.Load() != 1 {
+				t.Error("request body not closed")
+			}
+			if n := len(base.requests()); n != 0 {
+				t.Errorf("%d requests sent", n)
+			}
 		})
 	}
+	t.Run("no URL", func(t *testing.T) {
+		body := &countingBody{Reader: strings.NewReader("x")}
+		_, err := NewTransport(StaticSource(NewKey(key1, "")), WithAllowAnyHost(true)).RoundTrip(&http.Request{Body: body})
+		if !errors.Is(err, errNoURL) || body.closes.Load() != 1 {
+			t.Errorf("err = %v, body closed %d times", err, body.closes.Load())
+		}
+	})
 }
 
 func TestTransportLogsFingerprintsOnly(t *testing.T) {
 	var logs bytes.Buffer
 	src := newRotating(key1, key2)
 	base := &fakeBase{respond: func(n int, r *http.Request) *http.Response {
-		switch n {
-		case 0:
+		if n == 0 {
 			return answer(http.StatusUnauthorized)
-		case 1:
-			return answer(http.StatusTooManyRequests, "Retry-After", "1")
 		}
 		return answer(http.StatusOK)
 	}}
-	tr := &Transport{
-		Source: src, Base: base, AllowedHosts: []string{"api.tesseraai.cloud"},
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	newFakeClock().install(tr)
+	tr := NewTransport(src, WithBase(base), WithAllowedHosts("api.tesseraai.cloud"),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	for _, u := range []string{"https://api.tesseraai.cloud/v1?token=secret-query", "https://cdn.example.com/file?sig=secret-query"} {
-		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, u, nil))
-		require.NoError(t, err)
-		_ = resp.Body.Close()
+		roundTrip(t, tr, mustRequest(t, http.MethodGet, u, nil))
 	}
 	out := logs.String()
-	for _, want := range []string{"key rejected (401)", NewKey(key1, "").Fingerprint(), NewKey(key2, "").Fingerprint(), "throttled, retrying", "key withheld", "cdn.example.com"} {
-		assert.Contains(t, out, want)
-	}
-	for _, secret := range []string{key1, key2, "secret-query"} {
-		assert.NotContains(t, out, secret)
+	checkNoSecret(t, "the log", out, key1, key2, "secret-query")
+	for _, want := range []string{"key rejected (401)", NewKey(key1, "").Fingerprint(), NewKey(key2, "").Fingerprint(), "key withheld", "cdn.example.com"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q: %s", want, redact.String(out, key1, key2))
+		}
 	}
 }
 
@@ -959,22 +963,17 @@ func TestTransportHeaderCacheFollowsKey(t *testing.T) {
 	cur.Store(&k)
 	src := tokenFunc(func(context.Context) (Key, error) { return *cur.Load(), nil })
 	base := &fakeBase{}
-	tr := &Transport{Source: src, Base: base, AllowAnyHost: true}
-	send := func() {
-		resp, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
-		require.NoError(t, err)
-		_ = resp.Body.Close()
-	}
+	tr := NewTransport(src, WithBase(base), WithAllowAnyHost(true))
+	send := func() { roundTrip(t, tr, mustRequest(t, http.MethodGet, "https://h/", nil)) }
 	send()
 	send()
 	k2 := NewKey(key2, "")
 	cur.Store(&k2)
 	send()
-	var got []string
-	for _, s := range base.requests() {
-		got = append(got, s.auth)
+	got := base.requests()
+	for i, want := range []string{key1, key1, key2} {
+		checkAuth(t, got[i].auth, want)
 	}
-	assert.Equal(t, []string{"Bearer " + key1, "Bearer " + key1, "Bearer " + key2}, got)
 }
 
 // Many goroutines share one Transport while the key rotates under them.
@@ -989,7 +988,7 @@ func TestTransportConcurrentUse(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 		}
 	})
-	c := client(t, &Transport{Source: src, AllowedHosts: []string{srv.host()}})
+	c := client(t, src, WithAllowedHosts(srv.host()))
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
 	for g := range 20 {
@@ -1016,14 +1015,18 @@ func TestTransportConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	assert.Len(t, srv.requests(), 400)
+	if n := len(srv.requests()); n != 400 {
+		t.Errorf("%d requests, want 400", n)
+	}
 }
 
 func TestTransportCloseIdleConnections(t *testing.T) {
 	base := &idleCloser{}
-	(&Transport{Base: base}).CloseIdleConnections()
-	assert.True(t, base.closed)
-	(&Transport{Base: &fakeBase{}}).CloseIdleConnections() // no such method: no panic
+	NewTransport(nil, WithBase(base)).CloseIdleConnections()
+	if !base.closed {
+		t.Error("CloseIdleConnections not passed on")
+	}
+	NewTransport(nil, WithBase(&fakeBase{})).CloseIdleConnections() // no such method: no panic
 }
 
 type idleCloser struct {
@@ -1042,8 +1045,9 @@ func TestSplitHostPort(t *testing.T) {
 		"::1":                  {"::1", ""},
 		"[::1":                 {"[::1", ""},
 	} {
-		h, p := splitHostPort(in)
-		assert.Equal(t, want, [2]string{h, p}, in)
+		if h, p := splitHostPort(in); h != want[0] || p != want[1] {
+			t.Errorf("splitHostPort(%q) = %q, %q; want %q, %q", in, h, p, want[0], want[1])
+		}
 	}
 }
 
@@ -1058,8 +1062,7 @@ func newCanned() *canned {
 }
 
 func benchRequest(b *testing.B) *http.Request {
-	req, err := http.NewRequest(http.MethodGet, "https://api.tesseraai.cloud/v1/models", nil)
-	require.NoError(b, err)
+	req := mustRequest(b, http.MethodGet, "https://api.tesseraai.cloud/v1/models", nil)
 	req.Header.Set("User-Agent", "bench")
 	req.Header.Set("Accept", "application/json")
 	return req
@@ -1071,7 +1074,7 @@ func benchRequest(b *testing.B) *http.Request {
 func BenchmarkTransport(b *testing.B) {
 	src := StaticSource(NewKey(key1, ""))
 	b.Run("keyprovider", func(b *testing.B) {
-		tr := &Transport{Source: src, Base: newCanned(), AllowedHosts: []string{Tessera.Host()}}
+		tr := NewTransport(src, WithBase(newCanned()), WithAllowedHosts(Tessera.Host()))
 		req := benchRequest(b)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -1099,19 +1102,24 @@ func BenchmarkTransport(b *testing.B) {
 }
 
 // A Transport printed whole (in a panic, a debug log, %+v of a client)
-// must not show the key it caches. (The Source is a function here: what a
-// Source prints is the Source's business.)
+// must not show the key it caches. (The source is a function here: what a
+// source prints is the source's business.)
 func TestTransportDoesNotPrintKey(t *testing.T) {
 	src := tokenFunc(func(context.Context) (Key, error) { return NewKey(key1, ""), nil })
-	tr := &Transport{Source: src, Base: newCanned(), AllowAnyHost: true}
-	_, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil))
-	require.NoError(t, err)
-	require.NotNil(t, tr.hdr.Load(), "the header cache is empty: nothing is tested")
-	c := &http.Client{Transport: tr}
+	tr := NewTransport(src, WithBase(newCanned()), WithAllowAnyHost(true))
+	if _, err := tr.RoundTrip(mustRequest(t, http.MethodGet, "https://h/", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if tr.hdr.Load() == nil {
+		t.Fatal("the header cache is empty: nothing is tested")
+	}
 	secret := key1[len("sk-tessera-"):]
-	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-		assert.NotContains(t, fmt.Sprintf(format, tr), secret, format)
-		assert.NotContains(t, fmt.Sprintf(format, c), secret, format)
+	for _, rt := range []http.RoundTripper{tr, retry.New(tr)} {
+		c := &http.Client{Transport: rt}
+		for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+			checkNoSecret(t, format+" of the transport", fmt.Sprintf(format, rt), secret)
+			checkNoSecret(t, format+" of the client", fmt.Sprintf(format, c), secret)
+		}
 	}
 }
 
@@ -1125,7 +1133,7 @@ func TestTransport401Burst(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 		}
 	})
-	c := client(t, &Transport{Source: src, AllowedHosts: []string{srv.host()}})
+	c := client(t, src, WithAllowedHosts(srv.host()))
 	const n = 20
 	var wg sync.WaitGroup
 	statuses := make(chan int, n)
@@ -1143,10 +1151,16 @@ func TestTransport401Burst(t *testing.T) {
 	wg.Wait()
 	close(statuses)
 	for s := range statuses {
-		assert.Equal(t, http.StatusOK, s)
+		if s != http.StatusOK {
+			t.Errorf("status %d", s)
+		}
 	}
-	assert.LessOrEqual(t, len(srv.requests()), 2*n)
+	if got := len(srv.requests()); got > 2*n {
+		t.Errorf("%d requests for %d calls", got, n)
+	}
 	src.mu.Lock()
 	defer src.mu.Unlock()
-	assert.Equal(t, 1, src.i, "the source moved past the fresh key: a stale rejection was taken for a new one")
+	if src.i != 1 {
+		t.Errorf("the source moved to key %d: a stale rejection was taken for a new one", src.i)
+	}
 }

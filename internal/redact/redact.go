@@ -122,7 +122,7 @@ func redactBearer(s string) string {
 		for end < len(s) && IsKeyByte(s[end]) {
 			end++
 		}
-		if k == start || end-k < minSecretLen || strings.HasPrefix(s[k:], "…") || startsWithFingerprint(s[k:end]) {
+		if k == start || end-k < minSecretLen || strings.HasPrefix(s[k:], "…") || startsWithFingerprint(s[k:]) {
 			i = start
 			continue
 		}
@@ -137,7 +137,9 @@ func redactBearer(s string) string {
 	return b.String()
 }
 
-// startsWithFingerprint reports whether tok is a fingerprint String made.
+// startsWithFingerprint reports whether s starts with a fingerprint String
+// made of a prefixed key (the "…" is not a key byte, so the run of key bytes
+// before it is the bare prefix: s itself must be checked, not that run).
 func startsWithFingerprint(tok string) bool {
 	for _, p := range Prefixes {
 		if strings.HasPrefix(tok, p+"…") {

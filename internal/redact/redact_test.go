@@ -38,6 +38,16 @@ func TestStringIsIdempotentAndKeepsPlainText(t *testing.T) {
 	}
 }
 
+// A prefixed key after "Bearer" keeps its prefix in the fingerprint, and
+// is not fingerprinted twice.
+func TestStringBearerPrefixedKey(t *testing.T) {
+	const key = "sk-tessera-abcdefgh"
+	want := "Bearer " + Fingerprint(key)
+	if got := String("Bearer " + key); got != want {
+		t.Fatalf("String(Bearer <key>) = %q, want %q", got, want)
+	}
+}
+
 func TestLooksSecret(t *testing.T) {
 	for s, want := range map[string]bool{
 		"kv/tessera":                        false,
