@@ -1,7 +1,10 @@
 package keyprovider_test
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -51,7 +54,7 @@ func FuzzValidate(f *testing.F) {
 			}
 			if perr == nil {
 				if k.Reveal() != trimmed || k.Version() != "v" {
-					t.Fatalf("%s: ParseKey(%q) = %q, want %q", svc.Name, x, k.Reveal(), trimmed)
+					t.Fatalf("%s: ParseKey(%q) = %v version %q, want %s version v", svc.Name, x, k, k.Version(), keyprovider.NewKey(trimmed, "").Fingerprint())
 				}
 				if fp := k.Fingerprint(); !fingerprintRE.MatchString(fp) {
 					t.Fatalf("fingerprint %q of an accepted key is not prefix…12hex", fp)
@@ -61,4 +64,81 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzCheckResponseRedaction puts a key of a known service, or a bearer
+// token, anywhere in an error body (plain text or a JSON message) and checks
+// that no part of it survives in the error CheckResponse returns: the key
+// itself, and the credential after its prefix or after "bearer". kind
+// chooses the shape: a Tessera key, a Tesseral key, or a token after
+// "bearer" in the case pattern of kind's upper bits, separated by sep.
+func FuzzCheckResponseRedaction(f *testing.F) {
+	f.Add("key ", "abc!def:ghi", " given", " ", uint8(0), false)
+	f.Add(`said "`, `x"y'z`, `"`, " ", uint8(1), true)
+	f.Add("header ", "opaqueToken0123456789", ".", "  ", uint8(2|0x50), false)
+	f.Add("Authorization:", "tok.en/with+=~*pad", "", ":\t", uint8(2|0xa8), true)
+	f.Add("glued", "sk-tessera-inner", "sk-tessera-", "=", uint8(0), false)
+	f.Fuzz(func(t *testing.T, before, secret, after, sep string, kind uint8, asJSON bool) {
+		secret = keyBytes(secret)
+		var text, cred string
+		switch kind % 3 {
+		case 0, 1:
+			if secret == "" {
+				return
+			}
+			text = []string{keyprovider.Tessera.KeyPrefix, keyprovider.Tesseral.KeyPrefix}[kind%3] + secret
+			cred = secret
+		case 2:
+			sep = strings.Map(func(r rune) rune {
+				if strings.ContainsRune(" \t\r\n:=", r) {
+					return r
+				}
+				return -1
+			}, sep)
+			if len(secret) < 8 || sep == "" {
+				return // shorter tokens are words, not credentials
+			}
+			word := []byte("bearer")
+			for i := range word {
+				if kind>>(2+i)&1 == 1 {
+					word[i] -= 'a' - 'A'
+				}
+			}
+			text = string(word) + sep + secret
+			cred = secret
+		}
+		msg := before + text + after
+		body := msg
+		if asJSON {
+			b, _ := json.Marshal(map[string]any{"error": map[string]string{"message": msg, "code": "c"}})
+			body = string(b)
+		}
+		resp := &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+		err := keyprovider.CheckResponse(resp)
+		if err == nil {
+			t.Fatal("no error for a 401")
+		}
+		out := err.Error()
+		elsewhere := strings.Contains(before, cred) || strings.Contains(after, cred) || strings.Contains(sep, cred) ||
+			strings.Contains("keyprovider: 401 Unauthorized (invalid key): [c] bearer BEARER", cred)
+		if strings.Contains(out, text) || (!elsewhere && len(cred) >= 8 && strings.Contains(out, cred)) {
+			t.Fatalf("the credential survives redaction (kind %d, JSON %v): %q", kind%3, asJSON, redactedFor(out, cred))
+		}
+	})
+}
+
+// keyBytes keeps the bytes of s that Validate accepts in a key.
+func keyBytes(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c > ' ' && c < 0x7f {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// redactedFor shows where cred survived in out without printing it.
+func redactedFor(out, cred string) string {
+	return strings.ReplaceAll(out, cred, "<CRED>")
 }

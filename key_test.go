@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // The key these tests try to leak. secretPart is what must never show up;
@@ -23,6 +25,15 @@ const (
 	secretPart = "S3cr3tV4lue0123456789abcdef"
 	secretKey  = "sk-tessera-" + secretPart
 )
+
+// shown is s for a failure message, or a placeholder when s shows the
+// secret: a failing test must not print the key it caught.
+func shown(s string) string {
+	if how := leaks(s); how != "" {
+		return "<withheld: it shows " + how + ">"
+	}
+	return s
+}
 
 // leaks reports how s shows the secret, if it does: as it is, hex-encoded
 // (what %x of the string would print) or in any case.
@@ -41,14 +52,14 @@ func leaks(s string) string {
 func assertNoLeak(t *testing.T, what, s string) {
 	t.Helper()
 	if how := leaks(s); how != "" {
-		t.Errorf("%s shows %s: %q", what, how, s)
+		t.Errorf("%s shows %s (%d bytes, withheld from this message)", what, how, len(s))
 	}
 }
 
 func TestKeyAccessors(t *testing.T) {
 	k := keyprovider.NewKey(secretKey, "7")
 	if got := k.Reveal(); got != secretKey {
-		t.Errorf("Reveal() = %q, want the value given to NewKey", got)
+		t.Errorf("Reveal() = %s, want the value given to NewKey", redact.Fingerprint(got))
 	}
 	if got := k.Version(); got != "7" {
 		t.Errorf("Version() = %q, want %q", got, "7")
@@ -57,7 +68,7 @@ func TestKeyAccessors(t *testing.T) {
 		t.Error("IsZero() = true for a key with a value")
 	}
 	if got := keyprovider.NewKey(" "+secretKey+"\n", "").Reveal(); got != " "+secretKey+"\n" {
-		t.Errorf("NewKey trimmed or changed its value: Reveal() = %q", got)
+		t.Errorf("NewKey trimmed or changed its value: Reveal() = %s (%d bytes)", redact.Fingerprint(got), len(got))
 	}
 }
 
@@ -72,7 +83,7 @@ func TestKeyZero(t *testing.T) {
 				t.Error("IsZero() = false")
 			}
 			if got := k.Reveal(); got != "" {
-				t.Errorf("Reveal() = %q, want empty", got)
+				t.Errorf("Reveal() = %s, want empty", redact.Fingerprint(got))
 			}
 			for what, got := range map[string]string{
 				"Fingerprint()": k.Fingerprint(),
@@ -125,6 +136,26 @@ func TestKeyEqual(t *testing.T) {
 				t.Errorf("other.Equal(a) = %v, want %v (Equal must be symmetric)", got, tc.want)
 			}
 		})
+	}
+}
+
+// The fingerprints Key shows come from internal/redact, whose list of key
+// prefixes must be that of KnownServices: a service added to one and not
+// the other would get keys fingerprinted or redacted without their prefix.
+func TestRedactPrefixesAreTheKnownServices(t *testing.T) {
+	var want []string
+	for _, svc := range keyprovider.KnownServices() {
+		if svc.KeyPrefix != "" {
+			want = append(want, svc.KeyPrefix)
+		}
+	}
+	if !slices.Equal(redact.Prefixes, want) {
+		t.Errorf("redact.Prefixes = %q, want the KnownServices prefixes %q", redact.Prefixes, want)
+	}
+	for _, v := range []string{secretKey, "tesseral_secret_key_abc", "ghp_x", "sk-tessera-"} {
+		if got, want := keyprovider.NewKey(v, "").Fingerprint(), redact.Fingerprint(v); got != want {
+			t.Errorf("Fingerprint() = %q, redact.Fingerprint = %q", got, want)
+		}
 	}
 }
 
@@ -275,7 +306,7 @@ func TestKeyFormatExact(t *testing.T) {
 	}
 	for _, tc := range tests {
 		if got := fmt.Sprintf(tc.format, k); got != tc.want {
-			t.Errorf("Sprintf(%q) = %q, want %q", tc.format, got, tc.want)
+			t.Errorf("Sprintf(%q) = %q, want %q", tc.format, shown(got), tc.want)
 		}
 	}
 	if got := fmt.Sprintf("%+v", keyprovider.NewKey(secretKey, "")); got != fp {
@@ -318,7 +349,7 @@ func TestKeyRedactedBySlog(t *testing.T) {
 			out := buf.String()
 			assertNoLeak(t, tc.name+" handler output", out)
 			if n := strings.Count(out, k.Fingerprint()); n < 10 {
-				t.Errorf("the fingerprint appears %d times in\n%s\nwant it in every line", n, out)
+				t.Errorf("the fingerprint appears %d times in\n%s\nwant it in every line", n, shown(out))
 			}
 		})
 	}
@@ -355,7 +386,7 @@ func TestKeyJSONAndText(t *testing.T) {
 	}
 	want := fmt.Sprintf(`{"key":%[1]q,"ptr":%[1]q,"nil":null,"map":{"a":%[1]q},"slice":[%[1]q],"zero":"\u003cno key\u003e"}`, fp)
 	if string(b) != want {
-		t.Errorf("json.Marshal =\n%s\nwant\n%s", b, want)
+		t.Errorf("json.Marshal =\n%s\nwant\n%s", shown(string(b)), want)
 	}
 	assertNoLeak(t, "json.Marshal", string(b))
 
@@ -413,11 +444,11 @@ func TestKeyRedactedInPanic(t *testing.T) {
 		cmd.Env = append(os.Environ(), "KEYPROVIDER_TEST_PANIC_KEY=1")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
-			t.Fatalf("the child did not crash:\n%s", out)
+			t.Fatalf("the child did not crash:\n%s", shown(string(out)))
 		}
 		assertNoLeak(t, "the crash output", string(out))
 		if !bytes.Contains(out, []byte(k.Fingerprint())) {
-			t.Errorf("the crash output does not show the fingerprint:\n%s", out)
+			t.Errorf("the crash output does not show the fingerprint:\n%s", shown(string(out)))
 		}
 	})
 }

@@ -213,7 +213,7 @@ func TestServiceParseKey(t *testing.T) {
 				t.Fatalf("ParseKey: %v", err)
 			}
 			if k.Reveal() != good || k.Version() != "v9" {
-				t.Errorf("ParseKey = %q version %q, want %q version v9", k.Reveal(), k.Version(), good)
+				t.Errorf("ParseKey = %v version %q, want %s version v9", k, k.Version(), keyprovider.NewKey(good, "").Fingerprint())
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/retry"
 )
 
 // canned is an in-memory base RoundTripper: it answers 200 with an empty
@@ -37,7 +38,13 @@ func BenchmarkTransport(b *testing.B) {
 	}
 	b.Run("keyprovider", func(b *testing.B) {
 		src := warmSource(b)
-		roundTrip(b, keyprovider.NewTransport(src, keyprovider.WithService(keyprovider.Tessera), keyprovider.WithBase(canned{})))
+		roundTrip(b, keyprovider.NewTransport(src, keyprovider.WithAllowedHosts(keyprovider.Tessera.Host()), keyprovider.WithBase(canned{})))
+	})
+	// NewClient's stack: the retrier on top of the auth transport, on the
+	// path where nothing is throttled.
+	b.Run("keyprovider+retry", func(b *testing.B) {
+		src := warmSource(b)
+		roundTrip(b, retry.New(keyprovider.NewTransport(src, keyprovider.WithAllowedHosts(keyprovider.Tessera.Host()), keyprovider.WithBase(canned{}))))
 	})
 	b.Run("oauth2", func(b *testing.B) {
 		roundTrip(b, &oauth2.Transport{Source: warmOAuth2(b), Base: canned{}})

@@ -102,7 +102,10 @@ func replaceAfter(s, marker string, inKey bool) string {
 // redactBearer replaces the token after each "bearer" (any case) followed by
 // white space.
 func redactBearer(s string) string {
-	lower := strings.ToLower(s)
+	// Lower-case ASCII only: strings.ToLower turns an invalid UTF-8 byte
+	// into U+FFFD, three bytes, and the offsets found in its result would
+	// no longer be offsets in s.
+	lower := asciiLower(s)
 	if !strings.Contains(lower, "bearer") {
 		return s
 	}
@@ -135,6 +138,18 @@ func redactBearer(s string) string {
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+// asciiLower returns s with its ASCII letters lower-cased and every other
+// byte as it is, so that offsets in the result are offsets in s.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // startsWithFingerprint reports whether s starts with a fingerprint String

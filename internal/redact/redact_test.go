@@ -14,6 +14,8 @@ func TestStringRemovesEveryKeyShape(t *testing.T) {
 		{"bearer lower", "header bearer " + tok, tok},
 		{"bearer mixed case, two spaces", "BeArEr  " + tok + ".", tok},
 		{"bearer after colon", "authorization: Bearer:" + tok, tok},
+		{"bearer after an invalid UTF-8 byte", "\xfdbeaRer " + tok, tok},
+		{"bearer after multi-byte runes", "ÉÉÉ İ BEARER " + tok, tok},
 		{"held secret verbatim", "token " + tok + " rejected", tok},
 		{"tesseral key in JSON", `{"k":"tesseral_secret_key_zz9"}`, "tesseral_secret_key_zz9"},
 	}
