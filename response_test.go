@@ -152,7 +152,7 @@ func TestCheckResponseRedactsKeys(t *testing.T) {
 	}
 	msg := err.Error()
 	checkNoSecret(t, "the error", msg, tessera, tesseral, bearer, "Tj7mZJ8X2q", "abcdefABCDEF")
-	for _, fp := range []string{NewKey(tessera, "").Fingerprint(), NewKey(tesseral, "").Fingerprint(), "Bearer " + redact.Fingerprint(bearer + ",")} {
+	for _, fp := range []string{NewKey(tessera, "").Fingerprint(), NewKey(tesseral, "").Fingerprint(), "Bearer " + redact.Fingerprint(bearer+",")} {
 		if !strings.Contains(msg, fp) {
 			t.Errorf("the error lacks %q: %s", fp, msg)
 		}

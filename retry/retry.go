@@ -192,8 +192,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return resp, nil
 		}
-		body, err := nextBody(req)
-		if err != nil {
+		body, berr := nextBody(req)
+		if berr != nil {
 			return resp, nil
 		}
 		discard(resp)

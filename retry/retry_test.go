@@ -465,6 +465,22 @@ func TestErrorsPassThrough(t *testing.T) {
 	if body.closes.Load() != 1 {
 		t.Error("the response returned with an error was not closed")
 	}
+	// An error on a retry is the caller's error, and the 429 before it is
+	// closed.
+	var n atomic.Int32
+	throttled := &countingBody{Reader: strings.NewReader("")}
+	rt = New(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		if n.Add(1) == 1 {
+			return &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}, Body: throttled}, nil
+		}
+		return nil, boom
+	}), WithClock(newFakeClock()))
+	if _, err := rt.RoundTrip(newRequest(t, context.Background(), http.MethodGet, "https://h/", nil)); !errors.Is(err, boom) {
+		t.Errorf("err on the retry = %v, want boom", err)
+	}
+	if throttled.closes.Load() != 1 {
+		t.Error("the 429 before the failed retry was not closed")
+	}
 	rt = New(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil }))
 	if _, err := rt.RoundTrip(newRequest(t, context.Background(), http.MethodGet, "https://h/", nil)); err == nil {
 		t.Error("a nil response without an error was passed on")
