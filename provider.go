@@ -9,8 +9,11 @@
 // awssm) or 1Password (package onepassword). A [TokenSource] hands a key to
 // whoever needs one, usually from a cache: package rotate turns any Provider
 // into a TokenSource that refreshes in the background, survives backend
-// outages and follows rotations. A [Transport] (or [NewClient]) takes a
-// TokenSource and authenticates every request of an [net/http.Client].
+// outages and follows rotations. A [Transport], built by [NewTransport],
+// takes a TokenSource and authenticates every request of an
+// [net/http.Client], sending the key only to the hosts it allows.
+// [NewClient] stacks package retry's throttling retrier on top of it; a
+// client that retries by itself (openai-go) takes the Transport alone.
 //
 // # Keys never leak
 //

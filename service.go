@@ -18,8 +18,8 @@ type Service struct {
 	// "sk-tessera-". Empty means keys are not checked for a prefix.
 	KeyPrefix string
 	// BaseURL is the API's base URL: "https://api.tesseraai.cloud/v1". Its
-	// host is the one host a [Transport] built for the service sends the
-	// key to.
+	// host ([Service.Host]) is the host to allow a [Transport] built for
+	// the service to send the key to, with [WithAllowedHosts].
 	BaseURL string
 }
 
