@@ -9,7 +9,7 @@
 //	retry.New(keyprovider.NewTransport(src, opts...))
 //
 // A client that already retries (openai-go, most cloud SDKs) takes
-// [keyprovider.NewTransport] alone, lest the attempts multiply.
+// keyprovider.NewTransport alone, lest the attempts multiply.
 //
 // # What is retried
 //
@@ -135,7 +135,8 @@ func (o Options) resolve() Options {
 
 // Transport is an [http.RoundTripper] that retries throttled requests and
 // passes every request to the RoundTripper it wraps. Build it with [New];
-// it is immutable and safe for concurrent use.
+// it is immutable and safe for concurrent use. The zero Transport sends
+// through [http.DefaultTransport] and never retries.
 //
 // It keeps the RoundTripper contract: it never modifies the caller's
 // request (a retry sends a shallow copy with a fresh body), closes every
@@ -172,7 +173,11 @@ var errNilResponse = errors.New("retry: RoundTripper returned no response and no
 
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
+	next := t.next
+	if next == nil { // the zero Transport
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(req)
 	for attempt := 1; ; attempt++ {
 		if err != nil {
 			if resp != nil && resp.Body != nil {
@@ -209,7 +214,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r2 := new(http.Request)
 		*r2 = *req
 		r2.Body = body
-		resp, err = t.next.RoundTrip(r2)
+		resp, err = next.RoundTrip(r2)
 	}
 }
 

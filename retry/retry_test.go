@@ -554,6 +554,27 @@ func TestAfter(t *testing.T) {
 	})
 }
 
+// The zero Transport sends through http.DefaultTransport, once.
+func TestZeroTransport(t *testing.T) {
+	leakcheck(t)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	defer http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	resp, err := new(Transport).RoundTrip(newRequest(t, context.Background(), http.MethodGet, srv.URL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || n.Load() != 1 {
+		t.Errorf("status %d after %d requests, want 429 after 1", resp.StatusCode, n.Load())
+	}
+	new(Transport).CloseIdleConnections() // nothing wrapped: no panic
+}
+
 func TestCloseIdleConnections(t *testing.T) {
 	base := &idleCloser{}
 	New(base).CloseIdleConnections()
