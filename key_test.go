@@ -2,6 +2,7 @@ package keyprovider_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/internal/redact"
@@ -440,7 +442,10 @@ func TestKeyRedactedInPanic(t *testing.T) {
 		if os.Getenv("KEYPROVIDER_TEST_PANIC_KEY") == "1" {
 			panic(k)
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKeyRedactedInPanic$/^crash$", "-test.count=1")
+		// The child's own deadline, far below the package timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKeyRedactedInPanic$/^crash$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "KEYPROVIDER_TEST_PANIC_KEY=1")
 		out, err := cmd.CombinedOutput()
 		if err == nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -237,13 +238,17 @@ func (s *server) requests() []seen {
 
 func (s *server) host() string { return strings.TrimPrefix(s.URL, "http://") }
 
+// testTimeout bounds every request a test sends to a local server, far
+// below the package timeout, so that a hang fails one test quickly.
+const testTimeout = 10 * time.Second
+
 // client returns an http.Client whose transport is a NewTransport of src
 // and opts over a fresh http.Transport, whose idle connections are closed
-// at cleanup.
+// at cleanup. Its requests time out after testTimeout.
 func client(tb testing.TB, src TokenSource, opts ...Option) *http.Client {
 	base := &http.Transport{}
 	tb.Cleanup(base.CloseIdleConnections)
-	return &http.Client{Transport: NewTransport(src, append(opts, WithBase(base))...)}
+	return &http.Client{Transport: NewTransport(src, append(opts, WithBase(base))...), Timeout: testTimeout}
 }
 
 func get(t *testing.T, c *http.Client, url string) *http.Response {
@@ -342,7 +347,7 @@ func TestTransportNilBaseIsDefaultTransport(t *testing.T) {
 	srv := newServer(t, nil)
 	tr := NewTransport(StaticSource(NewKey(key1, "")), WithAllowedHosts(srv.host()), WithBase(nil))
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
-	resp := get(t, &http.Client{Transport: tr}, srv.URL)
+	resp := get(t, &http.Client{Transport: tr, Timeout: testTimeout}, srv.URL)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %d", resp.StatusCode)
 	}
@@ -602,6 +607,7 @@ func TestNewClientRetriesThrottledRequests(t *testing.T) {
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	c := NewClient(newRotating(key1, key2), WithAllowedHosts(srv.host()), WithBase(base))
+	c.Timeout = testTimeout
 	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusOK {
 		t.Errorf("status %d, want 200", resp.StatusCode)
 	}
@@ -616,7 +622,7 @@ func TestNewClientRetriesThrottledRequests(t *testing.T) {
 	// The Transport alone does not retry: a client that retries itself
 	// (openai-go) takes it without NewClient's retrier.
 	n.Store(1)
-	c = &http.Client{Transport: NewTransport(StaticSource(NewKey(key2, "")), WithAllowedHosts(srv.host()), WithBase(base))}
+	c = &http.Client{Transport: NewTransport(StaticSource(NewKey(key2, "")), WithAllowedHosts(srv.host()), WithBase(base)), Timeout: testTimeout}
 	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the bare Transport: status %d, want the 429", resp.StatusCode)
 	}
@@ -705,6 +711,7 @@ func TestTransportWrapsExistingClient(t *testing.T) {
 
 	c := srv.Client()
 	c.Transport = NewTransport(StaticSource(NewKey(key1, "")), WithBase(c.Transport), WithAllowedHosts(strings.TrimPrefix(srv.URL, "https://")))
+	c.Timeout = testTimeout
 	t.Cleanup(c.CloseIdleConnections)
 
 	if resp := get(t, c, srv.URL); resp.StatusCode != http.StatusOK {

@@ -442,7 +442,7 @@ func TestRetryThroughServer(t *testing.T) {
 	defer srv.Close()
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	c := &http.Client{Transport: New(base, WithClock(newFakeClock()))}
+	c := &http.Client{Transport: New(base, WithClock(newFakeClock())), Timeout: 10 * time.Second}
 	resp, err := c.Do(newRequest(t, context.Background(), http.MethodPut, srv.URL, bytes.NewBufferString("payload")))
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +564,9 @@ func TestZeroTransport(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	resp, err := new(Transport).RoundTrip(newRequest(t, context.Background(), http.MethodGet, srv.URL, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := new(Transport).RoundTrip(newRequest(t, ctx, http.MethodGet, srv.URL, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
