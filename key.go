@@ -26,12 +26,17 @@ import (
 // reflection, as it prints an unexported struct field), and == compares the
 // pointers, so two Keys read separately with the same value are not ==.
 //
-// In tests, assert with [Key.Equal] (if !got.Equal(want) { t.Errorf("got
-// %v, want %v", got, want) } prints fingerprints), or compare the
-// [Key.Fingerprint]s. Never hand a Key, or a struct holding one, to a
-// deep-equality assertion that prints a diff: testify's assert.Equal
-// formats values with go-spew, which reads unexported fields through
-// pointers and ignores [Key.Format], so its failure message prints the key.
+// In tests, compare keys with [Key.Equal] and print them with %v, which
+// shows fingerprints, or compare what [Key.Fingerprint] returns:
+//
+//	if !got.Equal(want) {
+//		t.Errorf("key %v, want %v", got, want)
+//	}
+//
+// Never hand a Key, or a struct holding one, to a deep-equality assertion
+// that prints a diff: testify's assert.Equal formats values with go-spew,
+// which reads unexported fields through pointers and ignores [Key.Format],
+// so its failure message prints the key.
 type Key struct {
 	// d is behind a pointer so that reflection (fmt printing a struct that
 	// holds a Key in an unexported field, where Format is not called)
