@@ -47,12 +47,12 @@ func IsKeyByte(c byte) bool { return c > 0x20 && c < 0x7f }
 // this short.
 const minSecretLen = 8
 
-// String returns s with every secret in secrets (each of at least 8 bytes),
-// every run of key bytes that starts with a known prefix, and every token
-// of at least 8 bytes that follows the word "bearer" (in any case, after
-// any white space, ":" or "="),
-// replaced by its fingerprint. Text that looks like none of them is left as
-// it is, so two redacted messages can still be compared.
+// String returns s with every secret in secrets (each of at least 8
+// bytes), every run of key bytes that starts with a known prefix and holds
+// a letter or a digit after it, and every token of at least 8 bytes that
+// follows the word "bearer" (in any case, after any white space, ":" or
+// "="), replaced by its fingerprint. Text that looks like none of them is
+// left as it is, so two redacted messages can still be compared.
 func String(s string, secrets ...string) string {
 	for _, sec := range secrets {
 		if len(sec) >= minSecretLen && strings.Contains(s, sec) {
@@ -83,8 +83,10 @@ func replaceAfter(s, marker string, inKey bool) string {
 		for end < len(s) && IsKeyByte(s[end]) {
 			end++
 		}
-		if end == start || strings.HasPrefix(s[start:], "…") {
-			// The marker alone, or an existing fingerprint: nothing secret.
+		if end == start || strings.HasPrefix(s[start:], "…") || !hasAlnum(s[start:end]) {
+			// The marker alone, an existing fingerprint, or the marker
+			// quoted or followed by punctuation only (`start with
+			// "sk-tessera-".`): nothing secret.
 			b.WriteString(s[:start])
 			s = s[start:]
 			continue
@@ -138,6 +140,17 @@ func redactBearer(s string) string {
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+// hasAlnum reports whether s holds an ASCII letter or digit: no key is made
+// of punctuation alone.
+func hasAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // asciiLower returns s with its ASCII letters lower-cased and every other

@@ -30,7 +30,7 @@ func TestStringRemovesEveryKeyShape(t *testing.T) {
 }
 
 func TestStringIsIdempotentAndKeepsPlainText(t *testing.T) {
-	plain := "the bearer of bad news; sk-tessera- alone; no key here"
+	plain := `the bearer of bad news; sk-tessera- alone; keys start with "sk-tessera-". (tesseral_secret_key_!) no key here`
 	if got := String(plain); got != plain {
 		t.Fatalf("String(%q) = %q, want unchanged", plain, got)
 	}
