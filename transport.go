@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/keyprovider/keyprovider/internal/redact"
 	"github.com/keyprovider/keyprovider/retry"
 )
 
@@ -325,7 +326,8 @@ func (t *Transport) refresh(ctx context.Context, req *http.Request, stale Key) (
 		}
 		switch {
 		case err != nil:
-			attrs = append(attrs, slog.String("error", err.Error()))
+			// The source's error may repeat what its backend said.
+			attrs = append(attrs, slog.String("error", redact.String(err.Error())))
 		case changed:
 			attrs = append(attrs, slog.String("fresh", fresh.Fingerprint()))
 		default:

@@ -964,6 +964,27 @@ func TestTransportLogsFingerprintsOnly(t *testing.T) {
 	}
 }
 
+// A source whose refresh fails with an error repeating a key (a backend
+// echoing it) does not put the key in the 401 log record.
+func TestTransportLogRedactsSourceError(t *testing.T) {
+	const echoed = "sk-tessera-echoedByTheBackend0123"
+	var logs bytes.Buffer
+	src := newRotating(key1)
+	base := &fakeBase{respond: func(int, *http.Request) *http.Response {
+		src.mu.Lock()
+		src.err = &Error{Provider: "test", Kind: ErrUnavailable, Err: errors.New("server said: bad key " + echoed)}
+		src.mu.Unlock()
+		return answer(http.StatusUnauthorized)
+	}}
+	tr := NewTransport(src, WithBase(base), WithAllowAnyHost(true), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	roundTrip(t, tr, mustRequest(t, http.MethodGet, "https://h/", nil))
+	out := logs.String()
+	checkNoSecret(t, "the log", out, echoed, key1)
+	if !strings.Contains(out, redact.Fingerprint(echoed)) {
+		t.Errorf("the log lacks the echoed key's fingerprint: %s", redact.String(out, echoed))
+	}
+}
+
 func TestTransportHeaderCacheFollowsKey(t *testing.T) {
 	var cur atomic.Pointer[Key]
 	k := NewKey(key1, "")
