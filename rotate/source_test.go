@@ -596,7 +596,7 @@ func TestHealthCounters(t *testing.T) {
 	assert.EqualValues(t, 3, h.Fetches)
 	assert.EqualValues(t, 1, h.Failures)
 	assert.EqualValues(t, 2, h.Rotations)
-	assert.Equal(t, 90*time.Second, h.Age)
+	assert.Equal(t, 90*time.Second, h.Age())
 	assert.Equal(t, "2", h.Version)
 	assert.True(t, strings.HasPrefix(h.Fingerprint, "sk-tessera-…"))
 	assert.Equal(t, "stale", h.State.String())
