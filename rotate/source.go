@@ -289,9 +289,10 @@ func (s *Source) Invalidate(stale keyprovider.Key) {
 // Close waits at most Options.CloseTimeout (by the Source's clock): if a
 // fetch (a Provider that ignores its context) or an OnRotate callback is
 // still running then, Close returns an error wrapping [ErrStillRunning],
-// and the Provider is closed when they return. Close is idempotent: a
-// later call waits again, in the same way, and returns nil once everything
-// has stopped.
+// and the Provider is closed when they return. (An OnRotate callback that
+// calls Close is such a case.) Close is idempotent: a later call waits
+// again, in the same way; once everything has stopped it returns the
+// Provider's Close error if no earlier call did, and nil after that.
 func (s *Source) Close() error {
 	s.mu.Lock()
 	first := !s.closed
