@@ -254,6 +254,22 @@ func TestCloseIsBoundedWhenAFetchIgnoresItsContext(t *testing.T) {
 	wantEq(t, p.closes.Load(), 1, "Provider Close calls after its fetch returned")
 }
 
+func TestCloseIsBoundedWhenAnOnRotateCallbackHangs(t *testing.T) {
+	const timeout = 3 * time.Second
+	f := newFixture(t, newBackend(keyA), rotate.WithCloseTimeout(timeout), rotate.WithRefreshInterval(time.Hour))
+	entered, release := make(chan struct{}), make(chan struct{})
+	f.src.OnRotate(func(old, new keyprovider.Key) { close(entered); <-release })
+	f.mustToken()
+	recv(t, entered, "the callback")
+	closed := make(chan error, 1)
+	go func() { closed <- f.src.Close() }()
+	waitDeadline(t, f, f.clock.Now().Add(timeout))
+	f.clock.Advance(timeout)
+	wantIs(t, recv(t, closed, "Close's answer"), rotate.ErrStillRunning, "Close with a callback that hangs")
+	close(release)
+	must(t, closeWithin(t, f.src), "Close once the callback has returned")
+}
+
 // waitDeadline waits until the earliest pending timer of f's clock is due
 // at at.
 func waitDeadline(t *testing.T, f *fixture, at time.Time) {
