@@ -148,7 +148,9 @@ func fetchValue(t *testing.T, p keyprovider.Provider) keyprovider.Key {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
-	k, err := p.Fetch(ctx)
+	var k keyprovider.Key
+	var err error
+	within(t, "Fetch", func() { k, err = p.Fetch(ctx) })
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -159,7 +161,9 @@ func fetchValue(t *testing.T, p keyprovider.Provider) keyprovider.Key {
 // a key along with its error, or an error showing any of the secrets.
 func fetchErr(t *testing.T, ctx context.Context, p keyprovider.Provider, secrets ...string) error {
 	t.Helper()
-	k, err := p.Fetch(ctx)
+	var k keyprovider.Key
+	var err error
+	within(t, "Fetch", func() { k, err = p.Fetch(ctx) })
 	if err != nil && !k.IsZero() {
 		t.Errorf("Fetch returned a key %v along with its error %v", k, err)
 	}
@@ -363,9 +367,7 @@ func testClosesIdempotently(t *testing.T, h Harness) {
 			t.Errorf("%s = %v, want nil", call, err)
 		}
 	}
-	within(t, "Fetch after Close", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), Wait)
-		defer cancel()
-		fetchErr(t, ctx, p, KeyA)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	fetchErr(t, ctx, p, KeyA) // bounded, and a panic fails the subtest
 }
