@@ -117,9 +117,10 @@ type Options struct {
 	// if it is an [io.Closer].
 	SharedProvider bool
 
-	// CloseTimeout bounds how long [Source.Close] waits, by Clock, for a
-	// fetch or an OnRotate callback still running; past it, Close returns
-	// an error wrapping [ErrStillRunning]. Zero means DefaultCloseTimeout.
+	// CloseTimeout bounds how long [Source.Close] waits, by Clock (a fake
+	// clock has to be advanced past it), for a fetch or an OnRotate
+	// callback still running; past it, Close returns an error wrapping
+	// [ErrStillRunning]. Zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
 }
 
