@@ -27,11 +27,12 @@
 // MinRefreshInterval however many requests fail. [Source.Refresh] forces a
 // fetch and waits for it, for start-up checks, runbooks and tests.
 //
-// A panic in the Provider's Fetch, in Verify or in an [Source.OnRotate]
-// callback is recovered where it happens: the fetch counts as failed with
-// an error wrapping [keyprovider.ErrUnavailable] and [ErrPanic] (the panic's
-// value is never printed or logged: it may hold a key), and the last good
-// key keeps being served.
+// A panic in the Provider's Fetch or in Verify is recovered where it
+// happens: the fetch counts as failed, with an error wrapping
+// [keyprovider.ErrUnavailable] and [ErrPanic], and the last good key keeps
+// being served. A panic in an [Source.OnRotate] callback is recovered and
+// logged, and notifications go on. The panic's value is never printed or
+// logged (it may hold a key): only its type.
 //
 // # Notification
 //
