@@ -87,7 +87,7 @@ func simulateReplica(t testing.TB, seed uint64, slot int, res *fleetResult) {
 	})
 	rng := rand.New(rand.NewPCG(seed, 0x6b6579))
 	opts := []rotate.Option{rotate.WithClock(clock), rotate.WithLogger(discard),
-		func(o *rotate.Options) { o.Rand = rng.Float64 }}
+		rotate.WithRand(rng.Float64)}
 	if slot >= 0 {
 		opts = append(opts, rotate.WithSlot(slot, res.replicas))
 	}
@@ -103,7 +103,14 @@ func simulateReplica(t testing.TB, seed uint64, slot int, res *fleetResult) {
 			t.Fatal("replica never parked")
 		}
 	}
-	<-called // the start-up fetch
+	fetched := func(what string) {
+		select {
+		case <-called:
+		case <-ctx.Done():
+			t.Fatalf("replica never fetched %s", what)
+		}
+	}
+	fetched("its first key")
 	park()
 	end := t0.Add(fleetHours * time.Hour)
 	rotatedSeen := false
@@ -131,7 +138,7 @@ func simulateReplica(t testing.TB, seed uint64, slot int, res *fleetResult) {
 				for range fleetBurst401 {
 					src.Invalidate(old)
 				}
-				<-called
+				fetched("after the 401s")
 				park()
 				forced.Store(false)
 				res.invalidateFetches += fetches.Load() - before

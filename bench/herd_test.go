@@ -50,9 +50,15 @@ func (s *slowBackend) Fetch(ctx context.Context) (keyprovider.Key, error) {
 
 var errDown = &keyprovider.Error{Provider: "bench", Kind: keyprovider.ErrUnavailable, Err: errors.New("backend down")}
 
+// benchWait bounds every wait of these tests and benchmarks on their
+// goroutines, far below the package's timeout: a herd that hangs fails at
+// once, by name.
+const benchWait = time.Minute
+
 // herd runs n goroutines calling Token on src at once and returns how many
 // got an error, and when the last caller had its answer.
-func herd(n int, token func() error) (failed int64, last time.Duration) {
+func herd(tb testing.TB, n int, token func() error) (failed int64, last time.Duration) {
+	tb.Helper()
 	var wg sync.WaitGroup
 	var nfail atomic.Int64
 	var lastNanos atomic.Int64
@@ -76,7 +82,13 @@ func herd(n int, token func() error) (failed int64, last time.Duration) {
 		}()
 	}
 	close(ready)
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(benchWait):
+		tb.Fatalf("the herd of %d has not had its answers after %s", n, benchWait)
+	}
 	return nfail.Load(), time.Duration(lastNanos.Load())
 }
 
@@ -107,7 +119,7 @@ func arrivals(n int, gate chan struct{}, token func() error) func() error {
 func TestHerdColdSourceFetchesOnce(t *testing.T) {
 	b := &slowBackend{gate: make(chan struct{}), key: benchKey}
 	src := newSource(t, b)
-	failed, _ := herd(herdSize, arrivals(herdSize, b.gate, func() error { _, err := src.Token(context.Background()); return err }))
+	failed, _ := herd(t, herdSize, arrivals(herdSize, b.gate, func() error { _, err := src.Token(context.Background()); return err }))
 	if failed != 0 {
 		t.Errorf("%d callers failed", failed)
 	}
@@ -135,13 +147,18 @@ func TestHerdInvalidateFetchesOnce(t *testing.T) {
 	}
 	rotated := make(chan keyprovider.Key, 4) // never closed: read until version 2
 	src.OnRotate(func(_, k keyprovider.Key) { rotated <- k })
-	herd(herdSize, func() error { src.Invalidate(cur); return nil })
-	for k := range rotated { // the first key's notice may come first
-		if k.Version() == "2" {
-			break
+	herd(t, herdSize, func() error { src.Invalidate(cur); return nil })
+	// A subscriber that comes after the first key is told it first.
+	timeout := time.After(benchWait)
+	for v := ""; v != "2"; {
+		select {
+		case k := <-rotated:
+			v = k.Version()
+		case <-timeout:
+			t.Fatalf("no notice of the rotated key within %s", benchWait)
 		}
 	}
-	herd(herdSize, func() error { src.Invalidate(cur); return nil }) // an older key now: no fetch
+	herd(t, herdSize, func() error { src.Invalidate(cur); return nil }) // an older key now: no fetch
 	if got := b.calls.Load(); got != 2 {
 		t.Errorf("backend fetches = %d, want 2: the first, and exactly one for %d Invalidate", got, 2*herdSize)
 	}
@@ -150,7 +167,7 @@ func TestHerdInvalidateFetchesOnce(t *testing.T) {
 func TestFailureHerdCallsBackendOnce(t *testing.T) {
 	b := &slowBackend{gate: make(chan struct{}), err: errDown}
 	src := newSource(t, b)
-	failed, _ := herd(herdSize, arrivals(herdSize, b.gate, func() error { _, err := src.Token(context.Background()); return err }))
+	failed, _ := herd(t, herdSize, arrivals(herdSize, b.gate, func() error { _, err := src.Token(context.Background()); return err }))
 	if failed != herdSize {
 		t.Errorf("%d of %d callers failed, want all", failed, herdSize)
 	}
@@ -169,7 +186,7 @@ func BenchmarkHerd(b *testing.B) {
 			for b.Loop() {
 				be := backend()
 				src, _ := rotate.New(be, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(discard))
-				_, last = herd(herdSize, func() error { _, err := src.Token(context.Background()); return err })
+				_, last = herd(b, herdSize, func() error { _, err := src.Token(context.Background()); return err })
 				_ = src.Close()
 				calls += be.calls.Load()
 			}
@@ -192,7 +209,7 @@ func BenchmarkHerd(b *testing.B) {
 				_, err := be.Fetch(context.Background())
 				return nil, err
 			}))
-			_, last = herd(1000, func() error { _, err := ts.Token(); return err })
+			_, last = herd(b, 1000, func() error { _, err := ts.Token(); return err })
 			calls += be.calls.Load()
 		}
 		b.ReportMetric(float64(calls)/float64(b.N), "backend-calls/herd")

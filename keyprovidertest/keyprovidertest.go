@@ -23,13 +23,17 @@
 // CR/LF inside and one longer than [keyprovider.MaxKeyLen] are
 // [keyprovider.ErrInvalidKey]. A cancelled context or an expired deadline
 // stays matchable with [errors.Is]. No error comes with a key, and no error
-// shows the key. Concurrent fetches are safe (run the suite with -race).
+// shows the key. Concurrent fetches are safe (run the suite with -race). A
+// provider that is an [io.Closer] closes idempotently: Close returns nil
+// twice, and a Fetch after Close returns (an error, typically) rather than
+// panic or hang. Every wait of the suite is bounded by [Wait].
 package keyprovidertest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +89,7 @@ func RunConformance(t *testing.T, newHarness HarnessMaker) {
 		{"HonoursCancelledContext", testCancelledContext},
 		{"HonoursExpiredDeadline", testExpiredDeadline},
 		{"ConcurrentFetches", testConcurrent},
+		{"ClosesIdempotently", testClosesIdempotently},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,9 +119,38 @@ func set(t *testing.T, h Harness, value string) {
 	}
 }
 
+// Wait bounds each wait of the suite (a fetch, a Close, its goroutines),
+// far below the default test timeout, so that a provider that hangs fails
+// the subtest that caught it, by name.
+const Wait = 30 * time.Second
+
+// within runs fn, failing the test if it has not returned after Wait. A
+// panic in fn is reported by the type of its value only (it may hold a
+// key).
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		fn()
+	}()
+	select {
+	case v := <-done:
+		if v != nil {
+			t.Fatalf("%s panicked (a %T)", what, v)
+		}
+	case <-time.After(Wait):
+		t.Fatalf("%s has not returned after %s", what, Wait)
+	}
+}
+
 func fetchValue(t *testing.T, p keyprovider.Provider) keyprovider.Key {
 	t.Helper()
-	k, err := p.Fetch(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	var k keyprovider.Key
+	var err error
+	within(t, "Fetch", func() { k, err = p.Fetch(ctx) })
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -127,7 +161,9 @@ func fetchValue(t *testing.T, p keyprovider.Provider) keyprovider.Key {
 // a key along with its error, or an error showing any of the secrets.
 func fetchErr(t *testing.T, ctx context.Context, p keyprovider.Provider, secrets ...string) error {
 	t.Helper()
-	k, err := p.Fetch(ctx)
+	var k keyprovider.Key
+	var err error
+	within(t, "Fetch", func() { k, err = p.Fetch(ctx) })
 	if err != nil && !k.IsZero() {
 		t.Errorf("Fetch returned a key %v along with its error %v", k, err)
 	}
@@ -308,9 +344,30 @@ func testConcurrent(t *testing.T, h Harness) {
 			}
 		}()
 	}
-	wg.Wait()
+	within(t, "the concurrent fetches", wg.Wait)
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func testClosesIdempotently(t *testing.T, h Harness) {
+	set(t, h, KeyA)
+	p := provider(t, h)
+	c, ok := p.(io.Closer)
+	if !ok {
+		t.Skipf("%T is not an io.Closer", p)
+	}
+	fetchValue(t, p)
+	for _, call := range []string{"Close", "second Close"} {
+		var err error
+		within(t, call, func() { err = c.Close() })
+		checkNoLeak(t, err, KeyA)
+		if err != nil {
+			t.Errorf("%s = %v, want nil", call, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	fetchErr(t, ctx, p, KeyA) // bounded, and a panic fails the subtest
 }

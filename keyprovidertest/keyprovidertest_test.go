@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/keyprovidertest"
@@ -26,7 +28,23 @@ type memHarness struct {
 }
 
 func (h *memHarness) Provider(context.Context) (keyprovider.Provider, error) {
-	return keyprovider.ProviderFunc(h.fetch), nil
+	return &memProvider{h: h}, nil
+}
+
+// memProvider is the harness's Provider; it is an io.Closer, as backends
+// that hold a client are.
+type memProvider struct {
+	h      *memHarness
+	closed atomic.Int32
+}
+
+func (p *memProvider) Fetch(ctx context.Context) (keyprovider.Key, error) { return p.h.fetch(ctx) }
+
+func (p *memProvider) Close() error {
+	if p.closed.Add(1) > 1 && p.h.fault == "closes twice" {
+		return errors.New("mem: already closed")
+	}
+	return nil
 }
 
 func (h *memHarness) Set(_ context.Context, v string) error {
@@ -104,10 +122,14 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"does not trim", "TrimsWhitespace"},
 		{"untyped errors", "ErrorsAreTyped"},
 		{"stale version", "SeesRotation"},
+		{"closes twice", "ClosesIdempotently"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fault, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestSuiteCatchesFaults$", "-test.count=1", "-test.v")
+			// The child has its own deadline, far below this package's.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSuiteCatchesFaults$", "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), "KEYPROVIDERTEST_FAULT="+tc.fault)
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError

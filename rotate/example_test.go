@@ -63,3 +63,33 @@ func ExampleWithSlot() {
 	// slot 3 of 12
 	// true keyprovider: rotate: invalid key: slot 12 of 12: want 0 ≤ Slot < Slots
 }
+
+// countingProvider is a Provider that holds a connection: an io.Closer.
+type countingProvider struct{ closes int }
+
+func (p *countingProvider) Fetch(context.Context) (keyprovider.Key, error) {
+	return keyprovider.NewKey("sk-tessera-example0123456789", "7"), nil
+}
+
+func (p *countingProvider) Close() error { p.closes++; return nil }
+
+// A Source owns its Provider and closes it; Sources that share one are told
+// so, and whoever made the Provider closes it after them.
+func ExampleWithSharedProvider() {
+	quiet := rotate.WithLogger(slog.New(slog.DiscardHandler))
+
+	owned := &countingProvider{}
+	src, _ := rotate.New(owned, quiet)
+	_ = src.Close()
+	fmt.Println("owned provider closed", owned.closes, "time(s)")
+
+	shared := &countingProvider{}
+	a, _ := rotate.New(shared, rotate.WithSharedProvider(), quiet)
+	b, _ := rotate.New(shared, rotate.WithSharedProvider(), rotate.WithSlot(1, 2), quiet)
+	_, _ = a.Close(), b.Close()
+	fmt.Println("shared provider closed", shared.closes, "time(s) by the Sources")
+	_ = shared.Close()
+	// Output:
+	// owned provider closed 1 time(s)
+	// shared provider closed 0 time(s) by the Sources
+}

@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -27,10 +28,16 @@ const (
 	DefaultBackoffBase = time.Second
 	// DefaultFetchTimeout bounds one backend fetch.
 	DefaultFetchTimeout = 30 * time.Second
+	// DefaultCloseTimeout bounds how long [Source.Close] waits for a fetch
+	// or an OnRotate callback that does not return: long enough for a
+	// Provider that honours its context to notice the cancellation, short
+	// enough not to stall a shutdown.
+	DefaultCloseTimeout = 5 * time.Second
 )
 
 // Options configure a [Source]. The zero value of every field means its
-// default, so a zero Options is a good configuration.
+// default, so a zero Options is a good configuration. Each field users set
+// has a With helper of the same name; New rejects negative durations.
 type Options struct {
 	// RefreshInterval is how often the key is fetched again in the
 	// background. Zero means DefaultRefreshInterval.
@@ -103,6 +110,18 @@ type Options struct {
 	// the backoff's jitter. Nil means math/rand/v2.Float64. Tests set it to
 	// make both deterministic.
 	Rand func() float64
+
+	// SharedProvider says that the Provider is used by others too (several
+	// Sources over one Provider, say), so that [Source.Close] leaves it
+	// open. False, the default, means the Source owns it: Close closes it
+	// if it is an [io.Closer].
+	SharedProvider bool
+
+	// CloseTimeout bounds how long [Source.Close] waits, by Clock (a fake
+	// clock has to be advanced past it), for a fetch or an OnRotate
+	// callback still running; past it, Close returns an error wrapping
+	// [ErrStillRunning]. Zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
 }
 
 // Option changes [Options].
@@ -122,6 +141,20 @@ func WithSlot(slot, slots int) Option {
 // WithMaxStale sets Options.MaxStale.
 func WithMaxStale(d time.Duration) Option { return func(o *Options) { o.MaxStale = d } }
 
+// WithMinRefreshInterval sets Options.MinRefreshInterval.
+func WithMinRefreshInterval(d time.Duration) Option {
+	return func(o *Options) { o.MinRefreshInterval = d }
+}
+
+// WithBackoffBase sets Options.BackoffBase.
+func WithBackoffBase(d time.Duration) Option { return func(o *Options) { o.BackoffBase = d } }
+
+// WithBackoffMax sets Options.BackoffMax.
+func WithBackoffMax(d time.Duration) Option { return func(o *Options) { o.BackoffMax = d } }
+
+// WithFetchTimeout sets Options.FetchTimeout.
+func WithFetchTimeout(d time.Duration) Option { return func(o *Options) { o.FetchTimeout = d } }
+
 // WithService sets Options.Service.
 func WithService(svc keyprovider.Service) Option { return func(o *Options) { o.Service = svc } }
 
@@ -136,6 +169,36 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 // WithClock sets Options.Clock.
 func WithClock(c Clock) Option { return func(o *Options) { o.Clock = c } }
 
+// WithRand sets Options.Rand.
+func WithRand(rand func() float64) Option { return func(o *Options) { o.Rand = rand } }
+
+// WithSharedProvider sets Options.SharedProvider: Close leaves the Provider
+// open for the others that use it.
+func WithSharedProvider() Option { return func(o *Options) { o.SharedProvider = true } }
+
+// WithCloseTimeout sets Options.CloseTimeout.
+func WithCloseTimeout(d time.Duration) Option { return func(o *Options) { o.CloseTimeout = d } }
+
+// validate rejects what no default can stand for.
+func (o Options) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RefreshInterval", o.RefreshInterval}, {"MaxStale", o.MaxStale},
+		{"MinRefreshInterval", o.MinRefreshInterval}, {"BackoffBase", o.BackoffBase},
+		{"BackoffMax", o.BackoffMax}, {"FetchTimeout", o.FetchTimeout}, {"CloseTimeout", o.CloseTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %s: want ≥ 0 (0 means the default)", d.name, d.v)
+		}
+	}
+	if o.Slots < 0 || o.Slot < 0 || o.Slot > 0 && o.Slot >= o.Slots {
+		return fmt.Errorf("slot %d of %d: want 0 ≤ Slot < Slots", o.Slot, o.Slots)
+	}
+	return nil
+}
+
 // resolve fills in the defaults and clamps out-of-range values.
 func (o Options) resolve() Options {
 	def := func(d *time.Duration, v time.Duration) {
@@ -149,6 +212,7 @@ func (o Options) resolve() Options {
 	def(&o.BackoffBase, DefaultBackoffBase)
 	def(&o.BackoffMax, o.RefreshInterval)
 	def(&o.FetchTimeout, DefaultFetchTimeout)
+	def(&o.CloseTimeout, DefaultCloseTimeout)
 	if o.BackoffMax < o.BackoffBase {
 		o.BackoffMax = o.BackoffBase
 	}

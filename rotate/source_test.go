@@ -1,7 +1,6 @@
 package rotate_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,171 +11,60 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/rotate"
-	"github.com/keyprovider/keyprovider/rotate/rotatetest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const (
-	keyA = "sk-tessera-rotateAAAA1111"
-	keyB = "sk-tessera-rotateBBBB2222"
-	keyC = "sk-tessera-rotateCCCC3333"
-)
-
-var errBackend = &keyprovider.Error{Provider: "fake", Kind: keyprovider.ErrUnavailable, Err: errors.New("connection refused")}
-
-// backend is a scripted Provider: it serves value (or err), counts fetches,
-// and, when gate is set, holds every fetch until the gate is closed.
-type backend struct {
-	mu      sync.Mutex
-	value   string
-	version int
-	err     error
-	gate    chan struct{}
-	fetches atomic.Int64
-	called  chan struct{} // one send per Fetch, for tests to wait on
-}
-
-func newBackend(value string) *backend {
-	return &backend{value: value, version: 1, called: make(chan struct{}, 1<<16)}
-}
-
-func (b *backend) Fetch(ctx context.Context) (keyprovider.Key, error) {
-	b.fetches.Add(1)
-	select {
-	case b.called <- struct{}{}:
-	default:
-	}
-	b.mu.Lock()
-	gate, value, version, err := b.gate, b.value, b.version, b.err
-	b.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return keyprovider.Key{}, ctx.Err()
-		}
-	}
-	if err != nil {
-		return keyprovider.Key{}, err
-	}
-	return keyprovider.NewKey(value, fmt.Sprint(version)), nil
-}
-
-func (b *backend) set(value string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.value, b.err = value, nil
-	b.version++
-}
-
-func (b *backend) fail(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.err = err
-}
-
-func (b *backend) hold() chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.gate = make(chan struct{})
-	return b.gate
-}
-
-// fixture is a Source over a scripted backend on a fake clock.
-type fixture struct {
-	t     *testing.T
-	b     *backend
-	clock *rotatetest.Clock
-	src   *rotate.Source
-	logs  *syncWriter
-}
-
-func newFixture(t *testing.T, b *backend, opts ...rotate.Option) *fixture {
-	t.Helper()
-	f := &fixture{t: t, b: b, clock: rotatetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &syncWriter{w: new(bytes.Buffer)}}
-	base := []rotate.Option{
-		rotate.WithClock(f.clock),
-		rotate.WithLogger(slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-		func(o *rotate.Options) { o.Rand = func() float64 { return 0.5 } },
-	}
-	src, err := rotate.New(b, append(base, opts...)...)
-	require.NoError(t, err)
-	f.src = src
-	t.Cleanup(func() { _ = src.Close() })
-	return f
-}
-
-// parked waits until the refresher is parked on its timer (n timers).
-func (f *fixture) parked(n int) {
-	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.True(f.t, f.clock.BlockUntil(ctx, n), "refresher never parked on its timer")
-}
-
-// step advances the clock by d and waits for the refresher to park again.
-func (f *fixture) step(d time.Duration) {
-	f.t.Helper()
-	f.clock.Advance(d)
-	f.parked(1)
-}
-
-func (f *fixture) token() (keyprovider.Key, error) {
-	return f.src.Token(context.Background())
-}
-
-func (f *fixture) mustToken() keyprovider.Key {
-	f.t.Helper()
-	k, err := f.token()
-	require.NoError(f.t, err)
-	return k
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-// String returns what was written so far.
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
 
 func TestNewRejectsNilProvider(t *testing.T) {
 	src, err := rotate.New(nil)
-	assert.Nil(t, src)
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+	if src != nil {
+		t.Errorf("New(nil) = %v, want nil", src)
+	}
+	wantIs(t, err, keyprovider.ErrInvalidKey, "a nil Provider")
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	for name, opt := range map[string]rotate.Option{
+		"slot -1 of 4":             rotate.WithSlot(-1, 4),
+		"slot 4 of 4":              rotate.WithSlot(4, 4),
+		"slot 0 of -1":             rotate.WithSlot(0, -1),
+		"slot 3 of 0":              rotate.WithSlot(3, 0),
+		"RefreshInterval":          rotate.WithRefreshInterval(-time.Second),
+		"MaxStale":                 rotate.WithMaxStale(-time.Second),
+		"MinRefreshInterval":       rotate.WithMinRefreshInterval(-time.Second),
+		"BackoffBase":              rotate.WithBackoffBase(-time.Second),
+		"BackoffMax":               rotate.WithBackoffMax(-time.Second),
+		"FetchTimeout":             rotate.WithFetchTimeout(-time.Second),
+		"CloseTimeout":             rotate.WithCloseTimeout(-time.Second),
+		"negative RefreshInterval": rotate.WithRefreshInterval(-1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			src, err := rotate.New(newBackend(keyA), opt)
+			if src != nil {
+				_ = src.Close()
+				t.Errorf("New = %v, want nil", src)
+			}
+			wantIs(t, err, keyprovider.ErrInvalidKey, name)
+		})
+	}
 }
 
 func TestFirstFetchAndHit(t *testing.T) {
 	f := newFixture(t, newBackend(keyA))
 	k := f.mustToken()
-	assert.Equal(t, keyA, k.Reveal())
+	wantEq(t, k.Reveal(), keyA, "first key")
 	f.parked(1)
 	for range 100 {
-		assert.Equal(t, keyA, f.mustToken().Reveal())
+		f.wantKey(keyA, "a hit")
 	}
-	assert.EqualValues(t, 1, f.b.fetches.Load(), "hits must not reach the backend")
+	wantEq(t, f.b.fetches.Load(), 1, "fetches (hits must not reach the backend)")
 	h := f.src.Health()
-	assert.Equal(t, rotate.Fresh, h.State)
-	assert.Equal(t, "1", h.Version)
-	assert.Equal(t, k.Fingerprint(), h.Fingerprint)
-	assert.NoError(t, h.Ready())
+	wantEq(t, h.State, rotate.Fresh, "State")
+	wantEq(t, h.Version, "1", "Version")
+	wantEq(t, h.Fingerprint, k.Fingerprint(), "Fingerprint")
+	if err := h.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
 }
 
 func TestColdCallersShareOneFetch(t *testing.T) {
@@ -185,27 +73,20 @@ func TestColdCallersShareOneFetch(t *testing.T) {
 	f := newFixture(t, b)
 	const callers = 1000
 	var wg sync.WaitGroup
-	keys := make(chan keyprovider.Key, callers)
+	var served atomic.Int64
 	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k, err := f.src.Token(context.Background())
-			if err == nil {
-				keys <- k
+			if k, err := f.src.Token(context.Background()); err == nil && k.Reveal() == keyA {
+				served.Add(1)
 			}
 		}()
 	}
 	close(gate)
-	wg.Wait()
-	close(keys)
-	n := 0
-	for k := range keys {
-		n++
-		assert.Equal(t, keyA, k.Reveal())
-	}
-	assert.Equal(t, callers, n)
-	assert.EqualValues(t, 1, b.fetches.Load())
+	waitGroup(t, &wg)
+	wantEq(t, served.Load(), callers, "callers served keyA")
+	wantEq(t, b.fetches.Load(), 1, "fetches")
 }
 
 func TestColdCallerHonoursItsOwnContext(t *testing.T) {
@@ -218,26 +99,24 @@ func TestColdCallerHonoursItsOwnContext(t *testing.T) {
 	other := make(chan keyprovider.Key, 1)
 	go func() { k, _ := f.src.Token(context.Background()); other <- k }()
 	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled, "the impatient caller returns on its own context")
+	wantIs(t, recv(t, done, "answer of the impatient caller"), context.Canceled, "the impatient caller returns on its own context")
 	close(gate)
-	assert.Equal(t, keyA, (<-other).Reveal(), "its cancellation must not cancel the shared fetch")
-	assert.EqualValues(t, 1, b.fetches.Load())
+	wantEq(t, recv(t, other, "answer of the patient caller").Reveal(), keyA, "its cancellation must not cancel the shared fetch")
+	wantEq(t, b.fetches.Load(), 1, "fetches")
 }
 
 func TestBackgroundRefreshFollowsRotation(t *testing.T) {
 	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Minute))
 	f.mustToken()
 	f.parked(1)
-	deadline, _ := f.clock.NextDeadline()
-	assert.Equal(t, 30*time.Second, deadline.Sub(f.clock.Now()), "the first refresh falls at the phase (Rand=0.5: half an interval)")
+	wantEq(t, f.due(), 30*time.Second, "first refresh (at the phase; Rand=0.5: half an interval)")
 	f.b.set(keyB)
 	f.step(30 * time.Second)
 	k := f.mustToken()
-	assert.Equal(t, keyB, k.Reveal())
-	assert.Equal(t, "2", k.Version())
-	deadline, _ = f.clock.NextDeadline()
-	assert.Equal(t, time.Minute, deadline.Sub(f.clock.Now()), "later refreshes every interval, on the phase")
-	assert.EqualValues(t, 2, f.b.fetches.Load())
+	wantEq(t, k.Reveal(), keyB, "key after the refresh")
+	wantEq(t, k.Version(), "2", "version")
+	wantEq(t, f.due(), time.Minute, "later refreshes (every interval, on the phase)")
+	wantEq(t, f.b.fetches.Load(), 2, "fetches")
 }
 
 // sinceEpochMod is where t falls in an interval of d counted from the epoch.
@@ -248,27 +127,27 @@ func sinceEpochMod(t time.Time, d time.Duration) time.Duration {
 func TestRefreshesKeepTheirPhaseThroughFailuresAndForcedRefreshes(t *testing.T) {
 	const interval = 100 * time.Second
 	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(interval),
-		func(o *rotate.Options) { o.Rand = func() float64 { return 0.25 } }) // phase 25 s
+		rotate.WithRand(func() float64 { return 0.25 })) // phase 25 s
 	f.clock.Advance(7 * time.Second) // started at an odd instant
 	f.mustToken()
 	f.parked(1)
 	var dues []time.Duration
 	due := func() time.Duration {
-		next, _ := f.clock.NextDeadline()
-		dues = append(dues, sinceEpochMod(next, interval))
-		return next.Sub(f.clock.Now())
+		d := f.due()
+		dues = append(dues, sinceEpochMod(f.clock.Now().Add(d), interval))
+		return d
 	}
-	assert.Equal(t, 18*time.Second, due(), "the first refresh falls at the phase")
+	wantEq(t, due(), 18*time.Second, "first refresh (at the phase)")
 	f.step(18 * time.Second)
-	assert.Equal(t, interval, due(), "then every interval")
+	wantEq(t, due(), interval, "next refresh (every interval)")
 
 	// A forced refresh in between leaves the schedule alone.
 	f.step(40 * time.Second)
 	f.b.set(keyB)
 	f.src.Invalidate(f.mustToken())
 	f.parked(1)
-	assert.Equal(t, keyB, f.mustToken().Reveal())
-	assert.Equal(t, 60*time.Second, due())
+	f.wantKey(keyB, "after the forced refresh")
+	wantEq(t, due(), 60*time.Second, "next refresh after a forced one")
 
 	// An outage: the refresher backs off, and the first success after it
 	// goes back to the phase instead of counting an interval from itself.
@@ -279,16 +158,18 @@ func TestRefreshesKeepTheirPhaseThroughFailuresAndForcedRefreshes(t *testing.T) 
 	}
 	f.b.set(keyC)
 	f.step(due())
-	assert.Equal(t, keyC, f.mustToken().Reveal())
+	f.wantKey(keyC, "after the outage")
 	d := due()
-	assert.Less(t, d, interval, "back on the phase, not an interval after the recovery")
+	if d >= interval {
+		t.Errorf("next refresh in %s: want back on the phase, not an interval after the recovery", d)
+	}
 	f.step(d)
 	due()
 	for i, at := range dues {
 		if i >= 3 && i <= 7 { // the backoff steps
 			continue
 		}
-		assert.Equal(t, 25*time.Second, at, "scheduled refresh %d off the phase", i)
+		wantEq(t, at, 25*time.Second, fmt.Sprintf("phase of scheduled refresh %d", i))
 	}
 }
 
@@ -300,71 +181,66 @@ func TestSlotsSpreadAFleetEvenly(t *testing.T) {
 		f.clock.Advance(time.Duration(slot*37+3) * time.Second) // replicas start whenever they start
 		f.mustToken()
 		f.parked(1)
-		next, _ := f.clock.NextDeadline()
-		at := sinceEpochMod(next, interval)
-		assert.Equal(t, time.Duration(slot)*interval/slots, at, "slot %d", slot)
+		at := sinceEpochMod(f.clock.Now().Add(f.due()), interval)
+		wantEq(t, at, time.Duration(slot)*interval/slots, fmt.Sprintf("phase of slot %d", slot))
 		seen[at] = true
 	}
-	assert.Len(t, seen, slots)
-}
-
-func TestNewRejectsABadSlot(t *testing.T) {
-	for _, c := range []struct{ slot, slots int }{{-1, 4}, {4, 4}, {0, -1}, {3, 0}} {
-		src, err := rotate.New(newBackend(keyA), rotate.WithSlot(c.slot, c.slots))
-		assert.Nil(t, src, "%+v", c)
-		assert.ErrorIs(t, err, keyprovider.ErrInvalidKey, "%+v", c)
-	}
+	wantEq(t, len(seen), slots, "distinct phases")
 }
 
 func TestFailuresKeepLastGoodKeyUntilMaxStale(t *testing.T) {
 	for _, kind := range []error{keyprovider.ErrUnavailable, keyprovider.ErrNotFound, keyprovider.ErrPermission} {
 		t.Run(kind.Error(), func(t *testing.T) {
 			f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Minute), rotate.WithMaxStale(10*time.Minute),
-				func(o *rotate.Options) { o.BackoffBase, o.BackoffMax = time.Second, 30*time.Second })
+				rotate.WithBackoffBase(time.Second), rotate.WithBackoffMax(30*time.Second))
 			f.mustToken()
 			f.parked(1)
 			cause := &keyprovider.Error{Provider: "fake", Ref: "secret/tessera", Kind: kind, Err: errors.New("boom")}
 			f.b.fail(cause)
 			f.step(30 * time.Second) // the spread first refresh fails
-			assert.Equal(t, keyA, f.mustToken().Reveal(), "a failed refresh keeps the last good key")
+			f.wantKey(keyA, "a failed refresh keeps the last good key")
 			h := f.src.Health()
-			assert.Equal(t, rotate.Stale, h.State)
-			assert.ErrorIs(t, h.LastError, kind)
-			assert.NoError(t, h.Ready(), "stale is still ready: static stability")
+			wantEq(t, h.State, rotate.Stale, "State")
+			wantIs(t, h.LastError, kind, "LastError")
+			if err := h.Ready(); err != nil {
+				t.Errorf("Ready = %v; stale is still ready: static stability", err)
+			}
 			// Fail on, with backoff, until MaxStale.
-			for f.clock.Now().Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) < 10*time.Minute {
-				next, _ := f.clock.NextDeadline()
-				f.step(next.Sub(f.clock.Now()))
+			for f.clock.Now().Sub(t0) < 10*time.Minute {
+				f.step(f.due())
 			}
 			_, err := f.token()
-			require.Error(t, err, "past MaxStale Token fails")
-			assert.ErrorIs(t, err, keyprovider.ErrUnavailable)
-			assert.ErrorIs(t, err, kind, "the last backend error is wrapped")
-			assert.NotContains(t, err.Error(), keyA)
-			assert.Equal(t, rotate.Failed, f.src.Health().State)
-			assert.Error(t, f.src.Health().Ready())
-			if kind != keyprovider.ErrUnavailable {
-				assert.Contains(t, f.logs.String(), "level=ERROR", "not found and permission are logged loudly")
+			if err == nil {
+				t.Fatal("past MaxStale Token succeeds")
+			}
+			wantIs(t, err, keyprovider.ErrUnavailable, "past MaxStale")
+			wantIs(t, err, kind, "the last backend error is wrapped")
+			wantNoSecret(t, err.Error(), keyA)
+			wantEq(t, f.src.Health().State, rotate.Failed, "State past MaxStale")
+			if f.src.Health().Ready() == nil {
+				t.Error("Ready = nil past MaxStale")
+			}
+			if kind != keyprovider.ErrUnavailable && !strings.Contains(f.logs.String(), "level=ERROR") {
+				t.Error("not found and permission must be logged loudly")
 			}
 			// Recovery.
 			f.b.set(keyB)
-			next, _ := f.clock.NextDeadline()
-			f.step(next.Sub(f.clock.Now()))
-			assert.Equal(t, keyB, f.mustToken().Reveal())
-			assert.Equal(t, rotate.Fresh, f.src.Health().State)
+			f.step(f.due())
+			f.wantKey(keyB, "after recovery")
+			wantEq(t, f.src.Health().State, rotate.Fresh, "State after recovery")
 		})
 	}
 }
 
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	top := func(o *rotate.Options) { o.Rand = func() float64 { return 0.999999 } } // top of each jitter range
+	top := rotate.WithRand(func() float64 { return 0.999999 }) // top of each jitter range
 	for _, c := range []struct {
 		name string
 		opts []rotate.Option
 		want []time.Duration
 	}{
 		{"BackoffMax", []rotate.Option{rotate.WithRefreshInterval(time.Hour), top,
-			func(o *rotate.Options) { o.BackoffBase, o.BackoffMax = time.Second, 8*time.Second }},
+			rotate.WithBackoffBase(time.Second), rotate.WithBackoffMax(8 * time.Second)},
 			[]time.Duration{1, 2, 4, 8, 8, 8}},
 		// Unset, the cap is the refresh interval: a down backend is asked
 		// about as often as a healthy one, not more.
@@ -376,16 +252,14 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 			f.mustToken()
 			f.parked(1)
 			f.b.fail(errBackend)
-			next, _ := f.clock.NextDeadline()
-			f.step(next.Sub(f.clock.Now()))
+			f.step(f.due())
 			var got []time.Duration
 			for range c.want {
-				next, _ := f.clock.NextDeadline()
-				d := next.Sub(f.clock.Now())
+				d := f.due()
 				got = append(got, d.Round(time.Second)/time.Second)
 				f.step(d)
 			}
-			assert.Equal(t, c.want, got, "seconds between failed refreshes")
+			wantEq(t, fmt.Sprint(got), fmt.Sprint(c.want), "seconds between failed refreshes")
 		})
 	}
 }
@@ -394,7 +268,7 @@ func TestColdFailureIsSharedAndNotRetriedBeforeBackoff(t *testing.T) {
 	b := newBackend(keyA)
 	b.fail(errBackend)
 	gate := b.hold()
-	f := newFixture(t, b, func(o *rotate.Options) { o.BackoffBase = 10 * time.Second })
+	f := newFixture(t, b, rotate.WithBackoffBase(10*time.Second))
 	const callers = 500
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -408,60 +282,46 @@ func TestColdFailureIsSharedAndNotRetriedBeforeBackoff(t *testing.T) {
 		}()
 	}
 	close(gate)
-	wg.Wait()
-	assert.EqualValues(t, callers, failed.Load())
-	assert.EqualValues(t, 1, b.fetches.Load(), "one backend call for every caller")
+	waitGroup(t, &wg)
+	wantEq(t, failed.Load(), callers, "callers failed with ErrUnavailable")
+	wantEq(t, b.fetches.Load(), 1, "backend calls for every caller")
 	_, err := f.token()
-	assert.ErrorIs(t, err, keyprovider.ErrUnavailable, "a caller within the backoff gets the error at once")
-	assert.EqualValues(t, 1, b.fetches.Load())
-	assert.Equal(t, rotate.Failed, f.src.Health().State)
+	wantIs(t, err, keyprovider.ErrUnavailable, "a caller within the backoff gets the error at once")
+	wantEq(t, b.fetches.Load(), 1, "backend calls after one more caller")
+	wantEq(t, f.src.Health().State, rotate.Failed, "State")
 }
 
 func TestInvalidate(t *testing.T) {
-	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour),
-		func(o *rotate.Options) { o.MinRefreshInterval = 5 * time.Second })
+	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour), rotate.WithMinRefreshInterval(5*time.Second))
 	old := f.mustToken()
 	f.parked(1)
 	f.b.set(keyB)
 
 	f.src.Invalidate(keyprovider.NewKey(keyC, "")) // never the current key
 	f.src.Invalidate(keyprovider.Key{})
-	assert.EqualValues(t, 1, f.b.fetches.Load())
+	wantEq(t, f.b.fetches.Load(), 1, "fetches after invalidating other keys")
 
 	var wg sync.WaitGroup
 	for range 10000 {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.src.Invalidate(old) }()
 	}
-	wg.Wait()
+	waitGroup(t, &wg)
 	f.waitFetches(2)
 	f.parked(1)
-	assert.Equal(t, keyB, f.mustToken().Reveal())
+	f.wantKey(keyB, "after the forced refresh")
 
 	f.src.Invalidate(old) // older than the current key: nothing
 	f.b.set(keyC)
 	cur := f.mustToken()
 	f.src.Invalidate(cur) // within MinRefreshInterval of the last forced fetch
-	assert.EqualValues(t, 2, f.b.fetches.Load(), "10,000 invalidations, one fetch; rate limit holds")
+	wantEq(t, f.b.fetches.Load(), 2, "fetches (10,000 invalidations, one fetch; rate limit holds)")
 	f.clock.Advance(5 * time.Second)
 	f.parked(1)
 	f.src.Invalidate(cur)
 	f.waitFetches(3)
 	f.parked(1)
-	assert.Equal(t, keyC, f.mustToken().Reveal())
-}
-
-// waitFetches waits until the backend has been called n times in all.
-func (f *fixture) waitFetches(n int64) {
-	f.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for f.b.fetches.Load() < n {
-		select {
-		case <-f.b.called:
-		case <-timeout:
-			f.t.Fatalf("fetches = %d, want %d", f.b.fetches.Load(), n)
-		}
-	}
+	f.wantKey(keyC, "after the next forced refresh")
 }
 
 func TestValidateAndVerifyBeforePromoting(t *testing.T) {
@@ -484,60 +344,22 @@ func TestValidateAndVerifyBeforePromoting(t *testing.T) {
 
 	f.b.set("tesseral_secret_key_wrongservice") // malformed for Tessera
 	_, err := f.src.Refresh(context.Background())
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	assert.Equal(t, keyA, f.mustToken().Reveal(), "a malformed rotation never evicts a working key")
+	wantIs(t, err, keyprovider.ErrInvalidKey, "a malformed key")
+	f.wantKey(keyA, "a malformed rotation never evicts a working key")
 
 	f.b.set(keyC) // well-formed, but Verify says no
 	_, err = f.src.Refresh(context.Background())
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	assert.Equal(t, keyA, f.mustToken().Reveal(), "a not-yet-live rotation never evicts a working key")
+	wantIs(t, err, keyprovider.ErrInvalidKey, "a key Verify rejects")
+	f.wantKey(keyA, "a not-yet-live rotation never evicts a working key")
 
 	f.b.set(keyB)
 	k, err := f.src.Refresh(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, keyB, k.Reveal())
-	assert.Equal(t, keyB, f.mustToken().Reveal())
+	must(t, err, "Refresh")
+	wantEq(t, k.Reveal(), keyB, "Refresh's key")
+	f.wantKey(keyB, "a verified rotation")
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Len(t, verified, 3, "Verify runs for each new key, and not for the unchanged first one again")
-}
-
-func TestOnRotate(t *testing.T) {
-	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour))
-	type change struct{ old, new string }
-	got := make(chan change, 10)
-	cancel := f.src.OnRotate(func(old, new keyprovider.Key) { got <- change{old.Reveal(), new.Reveal()} })
-	f.mustToken()
-	assert.Equal(t, change{"", keyA}, <-got, "the first key is reported with a zero old key")
-
-	_, err := f.src.Refresh(context.Background()) // same key: no notification
-	require.NoError(t, err)
-	f.b.set(keyB)
-	_, err = f.src.Refresh(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, change{keyA, keyB}, <-got)
-	cancel()
-	f.b.set(keyC)
-	_, err = f.src.Refresh(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, keyC, f.mustToken().Reveal())
-	f.parked(1)
-	require.NoError(t, f.src.Close()) // waits for the notifier
-	assert.Empty(t, got, "no notification for equal keys or after cancel")
-}
-
-func TestSlowSubscriberNeverBlocksRefresher(t *testing.T) {
-	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(time.Hour))
-	release := make(chan struct{})
-	f.src.OnRotate(func(old, new keyprovider.Key) { <-release })
-	f.mustToken()
-	for _, v := range []string{keyB, keyC} {
-		f.b.set(v)
-		k, err := f.src.Refresh(context.Background())
-		require.NoError(t, err)
-		assert.Equal(t, v, k.Reveal(), "refresh completes while the subscriber is stuck")
-	}
-	close(release)
+	wantEq(t, len(verified), 3, "Verify calls (each new key, and not the unchanged first one again)")
 }
 
 func TestCloseStopsEverythingAndIsIdempotent(t *testing.T) {
@@ -548,16 +370,16 @@ func TestCloseStopsEverythingAndIsIdempotent(t *testing.T) {
 	// waiter is told the Source is closed.
 	waiting := make(chan error, 1)
 	go func() { _, err := f.src.Token(context.Background()); waiting <- err }()
-	require.NoError(t, f.src.Close())
-	require.NoError(t, f.src.Close())
-	assert.ErrorIs(t, <-waiting, rotate.ErrClosed)
+	must(t, f.src.Close(), "Close")
+	must(t, f.src.Close(), "second Close")
+	wantIs(t, recv(t, waiting, "answer of the waiting caller"), rotate.ErrClosed, "a caller waiting at Close")
 	close(gate)
 	_, err := f.token()
-	assert.ErrorIs(t, err, rotate.ErrClosed)
+	wantIs(t, err, rotate.ErrClosed, "Token after Close")
 	_, err = f.src.Refresh(context.Background())
-	assert.ErrorIs(t, err, rotate.ErrClosed)
-	assert.Equal(t, rotate.Closed, f.src.Health().State)
-	assert.ErrorIs(t, f.src.Health().Ready(), rotate.ErrClosed)
+	wantIs(t, err, rotate.ErrClosed, "Refresh after Close")
+	wantEq(t, f.src.Health().State, rotate.Closed, "State")
+	wantIs(t, f.src.Health().Ready(), rotate.ErrClosed, "Ready")
 	f.src.Invalidate(keyprovider.NewKey(keyA, "")) // harmless
 }
 
@@ -571,16 +393,18 @@ func TestLogsCarryFingerprintsOnly(t *testing.T) {
 	f.src.Invalidate(keyprovider.NewKey(keyB, ""))
 	f.parked(1)
 	logs := f.logs.String()
-	for _, secret := range []string{keyA, keyB, "rotateAAAA", "rotateBBBB"} {
-		assert.NotContains(t, logs, secret)
+	wantNoSecret(t, logs, keyA, keyB, "rotateAAAA", "rotateBBBB")
+	if !strings.Contains(logs, k.Fingerprint()) {
+		t.Error("the logs do not name the key by its fingerprint")
 	}
-	assert.Contains(t, logs, k.Fingerprint())
 	h := f.src.Health()
-	assert.NotContains(t, fmt.Sprintf("%+v %#v", h, h), "rotateBBBB")
+	wantNoSecret(t, fmt.Sprintf("%+v %#v", h, h), "rotateBBBB")
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
 		out := fmt.Sprintf(format, f.src)
-		assert.NotContains(t, out, "rotateBBBB", "printing the Source never shows the key")
-		assert.Contains(t, out, "sk-tessera-…")
+		wantNoSecret(t, out, "rotateBBBB")
+		if !strings.Contains(out, "sk-tessera-…") {
+			t.Errorf("%s of the Source = %q, want the key's fingerprint", format, out)
+		}
 	}
 }
 
@@ -593,13 +417,17 @@ func TestHealthCounters(t *testing.T) {
 	_, _ = f.src.Refresh(context.Background())
 	f.clock.Advance(90 * time.Second)
 	h := f.src.Health()
-	assert.EqualValues(t, 3, h.Fetches)
-	assert.EqualValues(t, 1, h.Failures)
-	assert.EqualValues(t, 2, h.Rotations)
-	assert.Equal(t, 90*time.Second, h.Age)
-	assert.Equal(t, "2", h.Version)
-	assert.True(t, strings.HasPrefix(h.Fingerprint, "sk-tessera-…"))
-	assert.Equal(t, "stale", h.State.String())
+	wantEq(t, h.Fetches, 3, "Fetches")
+	wantEq(t, h.Failures, 1, "Failures")
+	wantEq(t, h.Rotations, 2, "Rotations")
+	wantEq(t, h.Age(), 90*time.Second, "Age")
+	wantEq(t, h.At, f.clock.Now(), "At")
+	wantEq(t, h.Version, "2", "Version")
+	if !strings.HasPrefix(h.Fingerprint, "sk-tessera-…") {
+		t.Errorf("Fingerprint = %q", h.Fingerprint)
+	}
+	wantEq(t, h.State.String(), "stale", "State")
+	wantEq(t, rotate.Health{}.Age(), 0, "Age without a success")
 }
 
 func TestConcurrentUseUnderRotation(t *testing.T) {
@@ -630,10 +458,10 @@ func TestConcurrentUseUnderRotation(t *testing.T) {
 	for _, v := range []string{keyB, keyC, keyA, keyB} {
 		f.b.set(v)
 		_, err := f.src.Refresh(context.Background())
-		require.NoError(t, err)
+		must(t, err, "Refresh")
 	}
 	close(stop)
-	wg.Wait()
+	waitGroup(t, &wg)
 }
 
 func TestTokenAfterInvalidateWaitsForTheNewKey(t *testing.T) {
@@ -643,14 +471,14 @@ func TestTokenAfterInvalidateWaitsForTheNewKey(t *testing.T) {
 	f.b.set(keyB)
 	f.src.Invalidate(old)
 	got := make(chan keyprovider.Key, 1)
-	go func() { got <- f.mustToken() }()
+	go func() { k, _ := f.src.Token(context.Background()); got <- k }()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := f.src.Token(ctx)
-	assert.ErrorIs(t, err, context.Canceled, "a caller waiting for the forced refresh honours its own context")
+	wantIs(t, err, context.Canceled, "a caller waiting for the forced refresh honours its own context")
 	close(gate)
-	assert.Equal(t, keyB, (<-got).Reveal(), "Token after Invalidate returns the refreshed key, never the rejected one")
-	assert.EqualValues(t, 2, f.b.fetches.Load())
+	wantEq(t, recv(t, got, "Token after Invalidate").Reveal(), keyB, "Token after Invalidate (never the rejected key)")
+	wantEq(t, f.b.fetches.Load(), 2, "fetches")
 }
 
 func TestInvalidateWithFailingBackendServesTheOldKeyAgain(t *testing.T) {
@@ -659,15 +487,15 @@ func TestInvalidateWithFailingBackendServesTheOldKeyAgain(t *testing.T) {
 	f.b.fail(errBackend)
 	f.src.Invalidate(old)
 	k, err := f.src.Token(context.Background())
-	require.NoError(t, err, "a failed forced refresh must not fail requests")
-	assert.Equal(t, keyA, k.Reveal())
-	assert.Equal(t, rotate.Stale, f.src.Health().State)
-	assert.Equal(t, keyA, f.mustToken().Reveal(), "and the hot path serves it again")
+	must(t, err, "Token after a failed forced refresh (must not fail requests)")
+	wantEq(t, k.Reveal(), keyA, "Token")
+	wantEq(t, f.src.Health().State, rotate.Stale, "State")
+	f.wantKey(keyA, "the hot path serves it again")
 }
 
 // Callers racing the end of a forced refresh join it or take its outcome;
 // none of them reads the backend again. Many rounds, to hit the instant in
-// which the refresh has stored its key but not yet left the singleflight.
+// which the refresh has stored its key but not yet ended.
 func TestTokenRacingTheEndOfAForcedRefreshReadsTheBackendOnce(t *testing.T) {
 	f := newFixture(t, newBackend(keyA), rotate.WithRefreshInterval(1000*time.Hour), rotate.WithMaxStale(2000*time.Hour))
 	// (no scheduled refresh falls due during the rounds)
@@ -699,7 +527,7 @@ func TestTokenRacingTheEndOfAForcedRefreshReadsTheBackendOnce(t *testing.T) {
 			}()
 		}
 		f.src.Invalidate(old)
-		wg.Wait()
+		waitGroup(t, &wg)
 		if got := f.b.fetches.Load() - before; got != 1 {
 			t.Fatalf("round %d: %d backend reads for one forced refresh", i, got)
 		}
@@ -716,15 +544,16 @@ func TestTokenAfterInvalidateNeverReturnsTheRejectedKey(t *testing.T) {
 	for i := range rounds {
 		b := newBackend(keyA)
 		src, err := rotate.New(b, rotate.WithRefreshInterval(time.Hour), rotate.WithLogger(slog.New(slog.DiscardHandler)))
-		require.NoError(t, err)
-		ctx := context.Background()
+		must(t, err, "New")
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		old, err := src.Refresh(ctx) // races the Source's own first fetch
-		require.NoError(t, err)
+		must(t, err, "Refresh")
 		b.set(keyB)
 		src.Invalidate(old)
 		k, err := src.Token(ctx)
-		require.NoError(t, err)
-		require.NoError(t, src.Close())
+		cancel()
+		must(t, err, "Token")
+		must(t, src.Close(), "Close")
 		if k.Reveal() != keyB {
 			t.Fatalf("round %d: Token after Invalidate returned %v, the rejected key", i, k)
 		}

@@ -33,7 +33,6 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
 		return exitFail
 	}
-	defer p.Close()
 
 	var mu sync.Mutex // the source's goroutines print too
 	say := func(format string, args ...any) {
@@ -41,22 +40,21 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, time.Now().UTC().Format(time.RFC3339)+" "+svc.Name+" "+format+"\n", args...)
 	}
-	// Every fetch goes through here, so that a failed refresh prints a line.
-	watched := keyprovider.ProviderFunc(func(ctx context.Context) (keyprovider.Key, error) {
-		start := time.Now()
-		k, err := p.Fetch(ctx)
-		if err != nil {
-			say("refresh FAILED after %s: %v", time.Since(start).Round(time.Millisecond), err)
-		}
-		return k, err
-	})
-	src, err := rotate.New(watched, rotate.WithService(svc), rotate.WithRefreshInterval(*interval),
+	// The Source owns the provider from here on: its Close closes p.
+	src, err := rotate.New(watchedProvider{p, say}, rotate.WithService(svc), rotate.WithRefreshInterval(*interval),
 		rotate.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
+		_ = p.Close()
 		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
 		return exitFail
 	}
-	defer src.Close()
+	defer func() {
+		if err := src.Close(); err != nil {
+			fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		}
+	}()
+	// Registered after New has started the first fetch: a Source tells a
+	// late subscriber the key it holds, so the first line is never missed.
 	src.OnRotate(func(old, new keyprovider.Key) {
 		if old.IsZero() {
 			say("key %s version %q from %s", new, new.Version(), p.Source())
@@ -77,3 +75,22 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	say("stopped: state %s, key %s, %d fetches, %d failed, %d rotations", h.State, h.Fingerprint, h.Fetches, h.Failures, h.Rotations)
 	return exitOK
 }
+
+// watchedProvider is the provider keyprov watch reads through: every fetch
+// goes through it, so that a failed refresh prints a line, and closing it
+// closes the provider.
+type watchedProvider struct {
+	p   *keyprovider.EnvProvider
+	say func(format string, args ...any)
+}
+
+func (w watchedProvider) Fetch(ctx context.Context) (keyprovider.Key, error) {
+	start := time.Now()
+	k, err := w.p.Fetch(ctx)
+	if err != nil {
+		w.say("refresh FAILED after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	return k, err
+}
+
+func (w watchedProvider) Close() error { return w.p.Close() }

@@ -6,10 +6,47 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// watchWait bounds each wait of the watch tests, far below the package's
+// timeout: a line that never comes fails the test, by name, at once.
+const watchWait = 10 * time.Second
+
+// lineReader hands out the lines written to a pipe, each within watchWait.
+type lineReader struct {
+	t     *testing.T
+	lines chan string
+}
+
+func readLines(t *testing.T, r *io.PipeReader) *lineReader {
+	lr := &lineReader{t: t, lines: make(chan string, 64)}
+	go func() {
+		defer close(lr.lines)
+		s := bufio.NewScanner(r)
+		for s.Scan() {
+			lr.lines <- s.Text()
+		}
+	}()
+	// Unblocks both the scanner and a writer still printing.
+	t.Cleanup(func() { _ = r.CloseWithError(io.ErrClosedPipe) })
+	return lr
+}
+
+func (lr *lineReader) next(what string) string {
+	lr.t.Helper()
+	select {
+	case l, ok := <-lr.lines:
+		require.True(lr.t, ok, "the output ended before %s", what)
+		return l
+	case <-time.After(watchWait):
+		lr.t.Fatalf("no %s within %s", what, watchWait)
+		return ""
+	}
+}
 
 func TestWatchPrintsTheKeyAndStopsWhenCancelled(t *testing.T) {
 	const key = "sk-tessera-watchKEY0123456789"
@@ -28,16 +65,19 @@ func TestWatchPrintsTheKeyAndStopsWhenCancelled(t *testing.T) {
 		done <- run(ctx, []string{"watch", "--service", "tessera"}, env, w, &stderr)
 		_ = w.Close()
 	}()
-	lines := bufio.NewScanner(r)
-	require.True(t, lines.Scan(), "a first line")
-	first := lines.Text()
+	lines := readLines(t, r)
+	first := lines.next("first line")
 	assert.Contains(t, first, "tessera key sk-tessera-…")
 	assert.Contains(t, first, "TESSERA_API_KEY (literal key)")
 	cancel()
-	require.True(t, lines.Scan(), "a closing line")
-	last := lines.Text()
+	last := lines.next("closing line")
 	assert.Contains(t, last, "stopped: state fresh")
-	assert.Equal(t, exitOK, <-done)
+	select {
+	case code := <-done:
+		assert.Equal(t, exitOK, code)
+	case <-time.After(watchWait):
+		t.Fatalf("keyprov watch still running %s after its context was cancelled", watchWait)
+	}
 	for _, l := range []string{first, last, stderr.String()} {
 		assert.NotContains(t, l, "watchKEY", "the key is never printed")
 	}
