@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -30,7 +31,7 @@ func TestListsOrganizations(t *testing.T) {
 	var apiErr *keyprovider.APIError
 	require.True(t, errors.As(err, &apiErr), "got %v", err)
 	assert.Equal(t, 401, apiErr.StatusCode)
-	assert.NotContains(t, err.Error(), key)
+	assert.False(t, strings.Contains(err.Error(), key), "the error shows the key") // a testify diff would print it
 }
 
 func TestADeniedKeyIsErrPermission(t *testing.T) {
@@ -45,5 +46,5 @@ func TestADeniedKeyIsErrPermission(t *testing.T) {
 	require.ErrorIs(t, err, keyprovider.ErrPermission)
 	assert.Empty(t, out.String())
 	assert.Equal(t, 1, api.Stats().Denied)
-	assert.NotContains(t, err.Error(), key)
+	assert.False(t, strings.Contains(err.Error(), key), "the error shows the key") // a testify diff would print it
 }
