@@ -34,7 +34,8 @@
 // # Keys and refusals
 //
 // Every request must carry exactly "Authorization: Bearer <key>" with a key
-// the stand-in holds ([WithKeys], [Server.AddKey], [Server.Rotate]). It
+// the stand-in holds ([WithKeys], [Server.AddKey], [Server.Rotate]); a key
+// it holds is good on every route, whichever vendor's prefix it has. It
 // answers as the vendors' tables say, in each API's own JSON error shape
 // (OpenAI's {"error": {"message", "type", "param", "code"}} on the Tessera
 // routes, Tesseral's {"code", "message"} on the Tesseral route):

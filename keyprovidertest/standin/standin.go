@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,7 +38,8 @@ type Organization struct {
 }
 
 // DefaultOrganizations are the organizations GET /v1/organizations lists
-// when [Options.Organizations] is empty.
+// when [Options.Organizations] is nil. A stand-in copies them when it
+// starts.
 var DefaultOrganizations = []Organization{
 	{ID: "org_01standin0acme", DisplayName: "Acme Corp"},
 	{ID: "org_01standin0globex", DisplayName: "Globex"},
@@ -73,8 +75,8 @@ type Options struct {
 	// accepts. Empty means [DefaultModel] only.
 	Models []string
 	// Dimensions is the length of the embeddings returned when a request
-	// does not ask for one. Zero means [DefaultDimensions]; it is clamped to
-	// 1..[MaxDimensions].
+	// does not ask for one ("dimensions"). Zero or less means
+	// [DefaultDimensions]; more than [MaxDimensions] means MaxDimensions.
 	Dimensions int
 	// Organizations are what GET /v1/organizations lists, in this order.
 	// Nil means [DefaultOrganizations]; an empty non-nil slice lists none.
@@ -87,7 +89,8 @@ type Options struct {
 // Option sets a field of [Options].
 type Option func(*Options)
 
-// WithKeys sets [Options.Keys]: the keys accepted from the start.
+// WithKeys adds keys to [Options.Keys], the keys accepted from the start;
+// it may be given more than once.
 func WithKeys(keys ...string) Option {
 	return func(o *Options) { o.Keys = append(o.Keys, keys...) }
 }
@@ -97,7 +100,9 @@ func WithKeys(keys ...string) Option {
 func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
 
 // WithModels sets [Options.Models], the models listed and accepted.
-func WithModels(models ...string) Option { return func(o *Options) { o.Models = models } }
+func WithModels(models ...string) Option {
+	return func(o *Options) { o.Models = slices.Clone(models) }
+}
 
 // WithDimensions sets [Options.Dimensions], the default embedding length.
 func WithDimensions(n int) Option { return func(o *Options) { o.Dimensions = n } }
@@ -106,7 +111,7 @@ func WithDimensions(n int) Option { return func(o *Options) { o.Dimensions = n }
 // listed.
 func WithOrganizations(orgs ...Organization) Option {
 	return func(o *Options) {
-		o.Organizations = append([]Organization{}, orgs...)
+		o.Organizations = append([]Organization{}, orgs...) // non-nil, even if empty
 	}
 }
 
@@ -157,7 +162,7 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	o.Dimensions = min(o.Dimensions, MaxDimensions)
 	if o.Organizations == nil {
-		o.Organizations = DefaultOrganizations
+		o.Organizations = slices.Clone(DefaultOrganizations)
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize
