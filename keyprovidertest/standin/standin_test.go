@@ -260,12 +260,16 @@ func TestDenyAnswers403InEachAPIsShape(t *testing.T) {
 }
 
 func TestThrottleAnswersTheNextNWith429AndRetryAfter(t *testing.T) {
-	key := standin.NewKey(keyprovider.Tessera)
-	s := standin.New(t, standin.WithKeys(key))
+	key, denied := standin.NewKey(keyprovider.Tessera), standin.NewKey(keyprovider.Tessera)
+	s := standin.New(t, standin.WithKeys(key, denied))
+	s.Deny(denied)
 	s.Throttle(2, 1500*time.Millisecond)
 
 	if got := embed(t, s, "sk-tessera-unknown"); got != http.StatusUnauthorized {
 		t.Fatalf("unknown key while throttled: %d, want 401", got)
+	}
+	if got := embed(t, s, denied); got != http.StatusForbidden {
+		t.Fatalf("denied key while throttled: %d, want 403", got)
 	}
 	for i := range 2 {
 		got := call(t, s, http.MethodPost, "/embeddings", bearer(key), embedBody)
@@ -277,7 +281,7 @@ func TestThrottleAnswersTheNextNWith429AndRetryAfter(t *testing.T) {
 		}
 	}
 	if got := embed(t, s, key); got != http.StatusOK {
-		t.Errorf("third request: %d, want 200 (the 401 did not use up the throttle)", got)
+		t.Errorf("third request: %d, want 200 (the 401 and the 403 did not use up the throttle)", got)
 	}
 
 	s.Throttle(1, 0)
