@@ -26,7 +26,7 @@ func TestDevReadsTheEnvironment(t *testing.T) {
 	require.NoError(t, run(context.Background(), lookupIn(map[string]string{"TESSERA_API_KEY": devKey}), &out))
 	assert.Contains(t, out.String(), keyprovider.NewKey(devKey, "").Fingerprint())
 	assert.Contains(t, out.String(), "literal key")
-	assert.NotContains(t, out.String(), devKey)
+	assert.False(t, strings.Contains(out.String(), devKey), "the output shows the key") // a testify diff would print it
 }
 
 func TestProdReadsVault(t *testing.T) {

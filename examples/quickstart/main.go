@@ -28,7 +28,7 @@ import (
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/env"
-	"github.com/keyprovider/keyprovider/internal/standin"
+	"github.com/keyprovider/keyprovider/keyprovidertest/standin"
 	"github.com/keyprovider/keyprovider/rotate"
 )
 
@@ -45,7 +45,10 @@ func main() {
 func run(ctx context.Context, w io.Writer, requests int) error {
 	out := &lockedWriter{w: w} // the source logs from its own goroutines
 	first := standin.NewKey(keyprovider.Tessera)
-	api := standin.Start(first)
+	api, err := standin.Start(standin.WithKeys(first))
+	if err != nil {
+		return err
+	}
 	defer api.Close()
 	svc := api.Service(keyprovider.Tessera) // Tessera, with BaseURL on the stand-in
 	if err := os.Setenv(svc.EnvVar, first); err != nil {
@@ -67,7 +70,7 @@ func run(ctx context.Context, w io.Writer, requests int) error {
 	for i := 1; i <= requests; i++ {
 		if i == requests/2+1 {
 			next := standin.NewKey(keyprovider.Tessera)
-			api.Rotate(next)
+			api.Rotate(next, 0) // at once: the old key is refused from now on
 			if err := os.Setenv(svc.EnvVar, next); err != nil {
 				return err
 			}

@@ -5,7 +5,7 @@
 // a request once after a 401.
 //
 //	TESSERA_API_KEY=sk-tessera-... go run .
-//	go run . -base-url http://127.0.0.1:8080/v1    # a local stand-in
+//	go run . -base-url http://127.0.0.1:PORT/v1    # the stand-in of ../standin
 //
 // It is a module of its own, so that openai-go never enters the library's
 // dependencies.

@@ -7,13 +7,12 @@ import (
 	"testing"
 
 	"github.com/keyprovider/keyprovider"
-	"github.com/keyprovider/keyprovider/internal/standin"
+	"github.com/keyprovider/keyprovider/keyprovidertest/standin"
 )
 
 func TestEmbeddingThroughOpenAISDK(t *testing.T) {
 	key := standin.NewKey(keyprovider.Tessera)
-	api := standin.Start(key)
-	defer api.Close()
+	api := standin.New(t, standin.WithKeys(key))
 	env := map[string]string{"TESSERA_API_KEY": key}
 	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
 
@@ -28,7 +27,7 @@ func TestEmbeddingThroughOpenAISDK(t *testing.T) {
 	// After a rotation (the stand-in takes only the new key, the variable
 	// holds it), the SDK's calls carry the new key.
 	next := standin.NewKey(keyprovider.Tessera)
-	api.Rotate(next)
+	api.Rotate(next, 0)
 	env["TESSERA_API_KEY"] = next
 	out.Reset()
 	if err := run(context.Background(), []string{"-base-url", api.BaseURL()}, lookup, &out); err != nil {

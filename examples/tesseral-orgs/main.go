@@ -4,7 +4,7 @@
 // vault://secret/prod/tesseral, or TESSERAL_API_KEY_FILE).
 //
 //	TESSERAL_API_KEY=tesseral_secret_key_... go run ./examples/tesseral-orgs
-//	go run ./examples/tesseral-orgs -base-url http://127.0.0.1:8080/v1   # a stand-in
+//	go run ./examples/tesseral-orgs -base-url http://127.0.0.1:PORT/v1   # go run ./examples/standin
 package main
 
 import (
