@@ -38,9 +38,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), out io.Writer)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	src, err := rotate.New(p)
+	src, err := rotate.New(p) // src owns p from here on: src.Close closes it
 	if err != nil {
+		p.Close()
 		return err
 	}
 	defer src.Close()

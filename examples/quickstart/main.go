@@ -64,7 +64,7 @@ func run(ctx context.Context, w io.Writer, requests int) error {
 		return err
 	}
 	defer src.Close()
-	client := keyprovider.NewClient(src, keyprovider.WithService(svc))
+	client := keyprovider.NewClient(src, keyprovider.WithAllowedHosts(svc.Host()))
 
 	failed := 0
 	for i := 1; i <= requests; i++ {

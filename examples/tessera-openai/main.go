@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -49,18 +50,20 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	src, err := rotate.New(p)
+	src, err := rotate.New(p) // src owns p from here on: src.Close closes it
 	if err != nil {
+		p.Close()
 		return err
 	}
 	defer src.Close()
 
 	client := openai.NewClient(
 		option.WithBaseURL(svc.BaseURL),
-		option.WithHTTPClient(keyprovider.NewClient(src, keyprovider.WithService(svc))),
+		// openai-go retries 429s itself, so it gets the bare auth transport
+		// (keyprovider.NewTransport), not NewClient's retrying stack.
+		option.WithHTTPClient(&http.Client{Transport: keyprovider.NewTransport(src,
+			keyprovider.WithAllowedHosts(svc.Host()))}),
 		option.WithAPIKey("unused"), // the keyprovider transport sets Authorization
-		option.WithMaxRetries(0),    // one retry loop: the transport's
 	)
 	resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
 		Model: "Qwen/Qwen3-Embedding-8B",

@@ -44,13 +44,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	src, err := rotate.New(p)
+	src, err := rotate.New(p) // src owns p from here on: src.Close closes it
 	if err != nil {
+		p.Close()
 		return err
 	}
 	defer src.Close()
-	client := keyprovider.NewClient(src, keyprovider.WithService(svc))
+	client := keyprovider.NewClient(src, keyprovider.WithAllowedHosts(svc.Host()))
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, svc.BaseURL+"/organizations", nil)
 	if err != nil {
