@@ -522,47 +522,6 @@ func TestRotationThroughStagingLabels(t *testing.T) {
 	assert.Equal(t, keyOne, prev.Reveal(), "the old key stays readable as AWSPREVIOUS")
 }
 
-func TestFromConfig(t *testing.T) {
-	srv := awssmtest.NewServer(t)
-	arn, _ := create(t, srv, "svc", keyOne)
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ACCESS_KEY_ID", awssmtest.DefaultAccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", awssmtest.DefaultSecretAccessKey)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_REGION", "eu-west-1")
-
-	ctx := context.Background()
-	t.Run("region from the ARN", func(t *testing.T) {
-		p, err := awssm.FromConfig(ctx, arn, awssm.WithEndpoint(srv.URL()))
-		require.NoError(t, err)
-		k, err := p.Fetch(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, keyOne, k.Reveal())
-	})
-	t.Run("explicit region", func(t *testing.T) {
-		p, err := awssm.FromConfig(ctx, "svc", awssm.WithEndpoint(srv.URL()), awssm.WithRegion("us-east-1"))
-		require.NoError(t, err)
-		k, err := p.Fetch(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, keyOne, k.Reveal())
-	})
-	t.Run("region from the environment", func(t *testing.T) {
-		p, err := awssm.FromConfig(ctx, "svc", awssm.WithEndpoint(srv.URL()))
-		require.NoError(t, err)
-		_, err = p.Fetch(ctx)
-		require.ErrorIs(t, err, keyprovider.ErrPermission, "the emulator serves us-east-1, the environment says eu-west-1")
-	})
-	t.Run("a broken shared config is a configuration error", func(t *testing.T) {
-		t.Setenv("AWS_PROFILE", "missing-profile")
-		_, err := awssm.FromConfig(ctx, "svc", awssm.WithEndpoint(srv.URL()))
-		require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	})
-}
-
 // BenchmarkFetch measures one Fetch through the SDK client and the emulator
 // over loopback HTTP: SigV4 signing, the JSON protocol, and verification.
 func BenchmarkFetch(b *testing.B) {

@@ -45,16 +45,18 @@ func Example() {
 	// Output: sk-tessera-…0deabc250c0f
 }
 
-// FromConfig loads the default AWS configuration chain; a secret named by
-// its ARN is read in the ARN's region.
-func ExampleFromConfig() {
+// FromEnv loads the default AWS configuration chain; a secret named by
+// its ARN is read in the ARN's region. The Provider owns the client it
+// built: Close releases its connections.
+func ExampleFromEnv() {
 	ctx := context.Background()
-	p, err := awssm.FromConfig(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
+	p, err := awssm.FromEnv(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
 		awssm.WithJSONField("api_key"),
 		awssm.WithService(keyprovider.Tessera))
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer p.Close()
 	k, err := p.Fetch(ctx)
 	switch {
 	case errors.Is(err, keyprovider.ErrPermission):
