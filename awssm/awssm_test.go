@@ -63,7 +63,7 @@ func TestSecretIDByNameAndARN(t *testing.T) {
 		t.Run(id, func(t *testing.T) {
 			k, err := fetch(t, srv.Client(), id)
 			require.NoError(t, err)
-			assert.Equal(t, keyOne, k.Reveal())
+			assertKey(t, keyOne, k)
 			assert.Equal(t, version, k.Version(), "Key.Version is the AWS VersionId")
 		})
 	}
@@ -93,7 +93,7 @@ func TestStageAndVersionID(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := fetch(t, srv.Client(), "svc", tc.opts...)
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, k.Reveal())
+			assertKey(t, tc.want, k)
 			assert.Equal(t, tc.wantV, k.Version())
 		})
 	}
@@ -188,7 +188,7 @@ func TestSecretValueShapes(t *testing.T) {
 			k, err := fetch(t, srv.Client(), tc.id, tc.opts...)
 			if tc.wantKind == nil {
 				require.NoError(t, err)
-				assert.Equal(t, tc.want, k.Reveal())
+				assertKey(t, tc.want, k)
 				return
 			}
 			require.ErrorIs(t, err, tc.wantKind)
@@ -411,7 +411,7 @@ func TestThrottlingAbsorbedByRetryer(t *testing.T) {
 
 	k, err := fetch(t, srv.Client(), "svc") // three attempts: two throttled, one served
 	require.NoError(t, err)
-	assert.Equal(t, keyOne, k.Reveal())
+	assertKey(t, keyOne, k)
 	assert.Equal(t, 3, srv.Count("GetSecretValue"))
 
 	srv.FailNext(awssmtest.Match{Op: "GetSecretValue"}, awssmtest.Throttling, 3)
@@ -503,7 +503,7 @@ func TestRotationThroughStagingLabels(t *testing.T) {
 	v2 := put(t, srv, "svc", keyTwo, "AWSPENDING")
 	k, err := p.Fetch(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyOne, k.Reveal(), "AWSPENDING must not be served")
+	assertKey(t, keyOne, k, "AWSPENDING must not be served")
 	assert.Equal(t, v1, k.Version())
 
 	// finishSecret: AWSCURRENT moves to the new version.
@@ -514,12 +514,12 @@ func TestRotationThroughStagingLabels(t *testing.T) {
 	require.NoError(t, err)
 	k, err = p.Fetch(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyTwo, k.Reveal())
+	assertKey(t, keyTwo, k)
 	assert.Equal(t, v2, k.Version())
 
 	prev, err := fetch(t, srv.Client(), "svc", awssm.WithVersionStage("AWSPREVIOUS"))
 	require.NoError(t, err)
-	assert.Equal(t, keyOne, prev.Reveal(), "the old key stays readable as AWSPREVIOUS")
+	assertKey(t, keyOne, prev, "the old key stays readable as AWSPREVIOUS")
 }
 
 // BenchmarkFetch measures one Fetch through the SDK client and the emulator

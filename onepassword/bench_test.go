@@ -11,7 +11,7 @@ import (
 // BenchmarkNew is the cost of a constructor once the SDK core is loaded:
 // the reference's validation by the SDK.
 func BenchmarkNew(b *testing.B) {
-	r := onepasswordtest.NewResolver()
+	r := onepasswordtest.NewSecrets()
 	for b.Loop() {
 		if _, err := onepassword.New(r, "op://prod/Tessera API/credential"); err != nil {
 			b.Fatal(err)
