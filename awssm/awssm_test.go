@@ -200,169 +200,175 @@ func TestSecretValueShapes(t *testing.T) {
 	}
 }
 
+// check is a test of an error beyond its class.
+type check func(t *testing.T, err error)
+
+// code checks the AWS error code of err.
+func code(want string) check {
+	return func(t *testing.T, err error) {
+		var apiErr smithy.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, want, apiErr.ErrorCode())
+	}
+}
+
+// errorMappingCases are the failures TestErrorMapping drives.
+var errorMappingCases = []struct {
+	name  string
+	setup func(t *testing.T, srv *awssmtest.Server) (awssm.API, string)
+	kind  error
+	check check
+}{
+	{
+		name:  "missing secret",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) { return srv.Client(), "nope" },
+		kind:  keyprovider.ErrNotFound,
+		check: func(t *testing.T, err error) {
+			var nf *types.ResourceNotFoundException
+			require.ErrorAs(t, err, &nf)
+		},
+	},
+	{
+		name: "secret scheduled for deletion",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "doomed", keyOne)
+			_, err := srv.Client().DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String("doomed")})
+			require.NoError(t, err)
+			return srv.Client(), "doomed"
+		},
+		kind: keyprovider.ErrNotFound,
+		check: func(t *testing.T, err error) {
+			var ir *types.InvalidRequestException
+			require.ErrorAs(t, err, &ir)
+			assert.Contains(t, err.Error(), "scheduled for deletion")
+		},
+	},
+	{
+		name:  "access denied",
+		setup: faulty(awssmtest.AccessDenied, 1),
+		kind:  keyprovider.ErrPermission,
+		check: code("AccessDeniedException"),
+	},
+	{
+		name:  "KMS decryption failure",
+		setup: faulty(awssmtest.DecryptionFailure, 1),
+		kind:  keyprovider.ErrPermission,
+		check: func(t *testing.T, err error) {
+			var df *types.DecryptionFailure
+			require.ErrorAs(t, err, &df)
+			assert.Contains(t, err.Error(), "KMS key")
+		},
+	},
+	{
+		name:  "throttled past the retries",
+		setup: faulty(awssmtest.Throttling, -1),
+		kind:  keyprovider.ErrUnavailable,
+		check: code("ThrottlingException"),
+	},
+	{
+		name:  "internal service error past the retries",
+		setup: faulty(awssmtest.InternalServiceError, -1),
+		kind:  keyprovider.ErrUnavailable,
+		check: func(t *testing.T, err error) {
+			var ise *types.InternalServiceError
+			require.ErrorAs(t, err, &ise)
+		},
+	},
+	{
+		name:  "503 past the retries",
+		setup: faulty(awssmtest.ServiceUnavailable, -1),
+		kind:  keyprovider.ErrUnavailable,
+		check: code("ServiceUnavailable"),
+	},
+	{
+		name:  "unknown code on a 502",
+		setup: faulty(awssmtest.Fault{Code: "BadGateway", Status: http.StatusBadGateway}, -1),
+		kind:  keyprovider.ErrUnavailable,
+		check: code("BadGateway"),
+	},
+	{
+		name:  "unknown code on a 403",
+		setup: faulty(awssmtest.Fault{Code: "Forbidden", Status: http.StatusForbidden}, 1),
+		kind:  keyprovider.ErrPermission,
+		check: code("Forbidden"),
+	},
+	{
+		name:  "connection dropped on every attempt",
+		setup: faulty(awssmtest.DropConnection, -1),
+		kind:  keyprovider.ErrUnavailable,
+		check: func(t *testing.T, err error) {
+			var opErr *smithy.OperationError
+			require.ErrorAs(t, err, &opErr)
+		},
+	},
+	{
+		name: "client signing for another region",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "svc", keyOne)
+			return srv.NewClient(func(o *secretsmanager.Options) { o.Region = "eu-west-3" }), "svc"
+		},
+		kind:  keyprovider.ErrPermission,
+		check: code("InvalidSignatureException"),
+	},
+	{
+		name: "wrong secret access key",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "svc", keyOne)
+			return srv.NewClient(func(o *secretsmanager.Options) {
+				o.Credentials = staticCreds(awssmtest.DefaultAccessKeyID, "not-the-secret")
+			}), "svc"
+		},
+		kind:  keyprovider.ErrPermission,
+		check: code("InvalidSignatureException"),
+	},
+	{
+		name: "unknown access key",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "svc", keyOne)
+			return srv.NewClient(func(o *secretsmanager.Options) {
+				o.Credentials = staticCreds("AKIAUNKNOWN", "whatever")
+			}), "svc"
+		},
+		kind:  keyprovider.ErrPermission,
+		check: code("UnrecognizedClientException"),
+	},
+	{
+		name: "no credentials to be had",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "svc", keyOne)
+			return srv.NewClient(func(o *secretsmanager.Options) {
+				o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+					return aws.Credentials{}, errNoCreds
+				})
+			}), "svc"
+		},
+		kind: keyprovider.ErrPermission,
+		check: func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, errNoCreds)
+		},
+	},
+	{
+		name: "HTTP client timeout",
+		setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
+			create(t, srv, "svc", keyOne)
+			srv.SetDelay(hang)
+			return srv.NewClient(func(o *secretsmanager.Options) {
+				o.HTTPClient = &http.Client{Timeout: 20 * time.Millisecond}
+				o.Retryer = awssmtest.InstantRetryer(1)
+			}), "svc"
+		},
+		kind: keyprovider.ErrUnavailable,
+		check: func(t *testing.T, err error) {
+			var opErr *smithy.OperationError
+			require.ErrorAs(t, err, &opErr)
+		},
+	},
+}
+
 // TestErrorMapping drives every failure through the real SDK client and
 // checks its class and that the SDK's own error is still reachable.
 func TestErrorMapping(t *testing.T) {
-	type check func(t *testing.T, err error)
-	code := func(want string) check {
-		return func(t *testing.T, err error) {
-			var apiErr smithy.APIError
-			require.ErrorAs(t, err, &apiErr)
-			assert.Equal(t, want, apiErr.ErrorCode())
-		}
-	}
-	tests := []struct {
-		name  string
-		setup func(t *testing.T, srv *awssmtest.Server) (awssm.API, string)
-		kind  error
-		check check
-	}{
-		{
-			name:  "missing secret",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) { return srv.Client(), "nope" },
-			kind:  keyprovider.ErrNotFound,
-			check: func(t *testing.T, err error) {
-				var nf *types.ResourceNotFoundException
-				require.ErrorAs(t, err, &nf)
-			},
-		},
-		{
-			name: "secret scheduled for deletion",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "doomed", keyOne)
-				_, err := srv.Client().DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String("doomed")})
-				require.NoError(t, err)
-				return srv.Client(), "doomed"
-			},
-			kind: keyprovider.ErrNotFound,
-			check: func(t *testing.T, err error) {
-				var ir *types.InvalidRequestException
-				require.ErrorAs(t, err, &ir)
-				assert.Contains(t, err.Error(), "scheduled for deletion")
-			},
-		},
-		{
-			name:  "access denied",
-			setup: faulty(awssmtest.AccessDenied, 1),
-			kind:  keyprovider.ErrPermission,
-			check: code("AccessDeniedException"),
-		},
-		{
-			name:  "KMS decryption failure",
-			setup: faulty(awssmtest.DecryptionFailure, 1),
-			kind:  keyprovider.ErrPermission,
-			check: func(t *testing.T, err error) {
-				var df *types.DecryptionFailure
-				require.ErrorAs(t, err, &df)
-				assert.Contains(t, err.Error(), "KMS key")
-			},
-		},
-		{
-			name:  "throttled past the retries",
-			setup: faulty(awssmtest.Throttling, -1),
-			kind:  keyprovider.ErrUnavailable,
-			check: code("ThrottlingException"),
-		},
-		{
-			name:  "internal service error past the retries",
-			setup: faulty(awssmtest.InternalServiceError, -1),
-			kind:  keyprovider.ErrUnavailable,
-			check: func(t *testing.T, err error) {
-				var ise *types.InternalServiceError
-				require.ErrorAs(t, err, &ise)
-			},
-		},
-		{
-			name:  "503 past the retries",
-			setup: faulty(awssmtest.ServiceUnavailable, -1),
-			kind:  keyprovider.ErrUnavailable,
-			check: code("ServiceUnavailable"),
-		},
-		{
-			name:  "unknown code on a 502",
-			setup: faulty(awssmtest.Fault{Code: "BadGateway", Status: http.StatusBadGateway}, -1),
-			kind:  keyprovider.ErrUnavailable,
-			check: code("BadGateway"),
-		},
-		{
-			name:  "unknown code on a 403",
-			setup: faulty(awssmtest.Fault{Code: "Forbidden", Status: http.StatusForbidden}, 1),
-			kind:  keyprovider.ErrPermission,
-			check: code("Forbidden"),
-		},
-		{
-			name:  "connection dropped on every attempt",
-			setup: faulty(awssmtest.DropConnection, -1),
-			kind:  keyprovider.ErrUnavailable,
-			check: func(t *testing.T, err error) {
-				var opErr *smithy.OperationError
-				require.ErrorAs(t, err, &opErr)
-			},
-		},
-		{
-			name: "client signing for another region",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "svc", keyOne)
-				return srv.NewClient(func(o *secretsmanager.Options) { o.Region = "eu-west-3" }), "svc"
-			},
-			kind:  keyprovider.ErrPermission,
-			check: code("InvalidSignatureException"),
-		},
-		{
-			name: "wrong secret access key",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "svc", keyOne)
-				return srv.NewClient(func(o *secretsmanager.Options) {
-					o.Credentials = staticCreds(awssmtest.DefaultAccessKeyID, "not-the-secret")
-				}), "svc"
-			},
-			kind:  keyprovider.ErrPermission,
-			check: code("InvalidSignatureException"),
-		},
-		{
-			name: "unknown access key",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "svc", keyOne)
-				return srv.NewClient(func(o *secretsmanager.Options) {
-					o.Credentials = staticCreds("AKIAUNKNOWN", "whatever")
-				}), "svc"
-			},
-			kind:  keyprovider.ErrPermission,
-			check: code("UnrecognizedClientException"),
-		},
-		{
-			name: "no credentials to be had",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "svc", keyOne)
-				return srv.NewClient(func(o *secretsmanager.Options) {
-					o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-						return aws.Credentials{}, errNoCreds
-					})
-				}), "svc"
-			},
-			kind: keyprovider.ErrPermission,
-			check: func(t *testing.T, err error) {
-				assert.ErrorIs(t, err, errNoCreds)
-			},
-		},
-		{
-			name: "HTTP client timeout",
-			setup: func(t *testing.T, srv *awssmtest.Server) (awssm.API, string) {
-				create(t, srv, "svc", keyOne)
-				srv.SetDelay(hang)
-				return srv.NewClient(func(o *secretsmanager.Options) {
-					o.HTTPClient = &http.Client{Timeout: 20 * time.Millisecond}
-					o.Retryer = awssmtest.InstantRetryer(1)
-				}), "svc"
-			},
-			kind: keyprovider.ErrUnavailable,
-			check: func(t *testing.T, err error) {
-				var opErr *smithy.OperationError
-				require.ErrorAs(t, err, &opErr)
-			},
-		},
-	}
-	for _, tc := range tests {
+	for _, tc := range errorMappingCases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := awssmtest.NewServer(t)
 			client, id := tc.setup(t, srv)
@@ -535,8 +541,7 @@ func BenchmarkFetch(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.Fetch(ctx); err != nil {
-			b.Fatal(err)
-		}
+		_, err := p.Fetch(ctx)
+		require.NoError(b, err)
 	}
 }

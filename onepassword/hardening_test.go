@@ -198,7 +198,7 @@ func TestCloseReleasesAWaitingFetch(t *testing.T) {
 		require.ErrorIs(t, err, keyprovider.ErrUnavailable)
 		assert.True(t, strings.Contains(err.Error(), "closed"), err.Error())
 	case <-time.After(5 * time.Second):
-		t.Fatal("a Fetch waiting on a closed Provider did not return")
+		require.FailNow(t, "a Fetch waiting on a closed Provider did not return")
 	}
 	f.srv.Close() // releases the hung request
 	require.Eventually(t, func() bool { return p.Close() == nil }, 5*time.Second, time.Millisecond)

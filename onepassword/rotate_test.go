@@ -89,7 +89,7 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	assert.Equal(t, rotate.Failed, src.Health().State)
 	select {
 	case r := <-rotations:
-		t.Fatalf("unexpected rotation %v", r)
+		require.FailNow(t, "unexpected rotation", "%v", r)
 	default:
 	}
 }

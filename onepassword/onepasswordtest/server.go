@@ -331,6 +331,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	s.answer(w, route, m, title, hasFilter)
+}
+
+// answer serves an authenticated request of route; m holds the IDs of its
+// path. s.mu is held.
+func (s *Server) answer(w http.ResponseWriter, route string, m []string, title string, hasFilter bool) {
 	switch route {
 	case RouteListVaults:
 		out := []op.Vault{}

@@ -149,7 +149,7 @@ func TestServerHangIsReleasedByClose(t *testing.T) {
 	go func() { _, err := srv.Client().Client().GetVaults(); done <- err }()
 	select {
 	case err := <-done:
-		t.Fatalf("a hanging request returned: %v", err)
+		require.FailNow(t, "a hanging request returned", "%v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	srv.Close()
@@ -157,7 +157,7 @@ func TestServerHangIsReleasedByClose(t *testing.T) {
 	case err := <-done:
 		assert.Error(t, err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not release the hanging request")
+		require.FailNow(t, "Close did not release the hanging request")
 	}
 	srv.Close() // idempotent
 }
