@@ -189,8 +189,10 @@ type Provider struct {
 	creds *recordingCreds
 	// owned is the HTTP transport of a client FromEnv built, whose idle
 	// connections Close closes; nil for a client given to New.
-	owned  *http.Transport
-	closed atomic.Bool
+	owned *http.Transport
+	// closed is behind a pointer so that a copy of a Provider (printing a
+	// dereferenced one) copies no lock.
+	closed *atomic.Bool
 }
 
 var _ keyprovider.Provider = (*Provider)(nil)
@@ -217,7 +219,7 @@ func New(client API, secretID string, opts ...Option) (*Provider, error) {
 	if o.VersionStage == "" && o.VersionID == "" {
 		o.VersionStage = StageCurrent
 	}
-	return &Provider{client: client, secretID: secretID, opts: o}, nil
+	return &Provider{client: client, secretID: secretID, opts: o, closed: new(atomic.Bool)}, nil
 }
 
 // checkSecretID checks what New and FromEnv check before anything is made.
@@ -270,7 +272,7 @@ func arnRegion(arn string) (string, error) {
 // to wait for. Fetch after Close fails with [keyprovider.ErrUnavailable];
 // a second Close does nothing and returns nil.
 func (p *Provider) Close() error {
-	if p.closed.Swap(true) {
+	if p.closed == nil || p.closed.Swap(true) {
 		return nil
 	}
 	if p.owned != nil {

@@ -294,3 +294,40 @@ func assertKey(t *testing.T, want string, got keyprovider.Key, msgAndArgs ...any
 	t.Helper()
 	assert.Equal(t, keyprovider.NewKey(want, "").Fingerprint(), got.Fingerprint(), msgAndArgs...)
 }
+
+// TestNoVerbPrintsACredential prints a Provider FromEnv built, dereferenced
+// too, a struct holding one and its options, by every verb: the secret
+// access key and the session token never show.
+func TestNoVerbPrintsACredential(t *testing.T) {
+	const token = "session-token-printed-0123456789"
+	srv := awssmtest.NewServer(t)
+	create(t, srv, "svc", keyOne)
+	env := map[string]string{"AWS_ACCESS_KEY_ID": awssmtest.DefaultAccessKeyID, "AWS_SECRET_ACCESS_KEY": awssmtest.DefaultSecretAccessKey,
+		"AWS_SESSION_TOKEN": token, "AWS_REGION": awssmtest.DefaultRegion, "AWS_ENDPOINT_URL": srv.URL()}
+	opts := []awssm.Option{awssm.WithLookupEnv(envOf(env)), awssm.WithJSONField("")}
+	p, err := awssm.FromEnv(context.Background(), "svc", opts...)
+	require.NoError(t, err)
+	defer p.Close()
+	_, err = p.Fetch(context.Background())
+	require.NoError(t, err, "the credentials are retrieved, and recorded for scrubbing")
+	var o awssm.Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	type holder struct {
+		P *awssm.Provider
+		v awssm.Provider
+		o awssm.Options
+	}
+	values := map[string]any{"provider": p, "dereferenced provider": *p, "options": o,
+		"holder": holder{P: p, v: *p, o: o}, "holder pointer": &holder{P: p, v: *p}}
+	for name, v := range values {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+			out := fmt.Sprintf(verb, v)
+			for _, secret := range []string{awssmtest.DefaultSecretAccessKey, token} {
+				assert.NotContains(t, out, secret, "%s %s", name, verb)
+				assert.NotContains(t, out, fmt.Sprintf("%x", secret), "%s %s", name, verb)
+			}
+		}
+	}
+}
