@@ -3,6 +3,7 @@ package awssm_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/stretchr/testify/assert"
@@ -240,21 +242,47 @@ func TestErrorsAreScrubbedOfCredentials(t *testing.T) {
 }
 
 // TestCloseReleasesOnlyWhatFromEnvBuilt: Close closes the idle connections
-// of the client FromEnv built (goleak sees none left), is idempotent, and
-// leaves a client given to New working.
+// of the client FromEnv built (the server sees them closed, goleak sees no
+// goroutine left), is idempotent, and leaves a client given to New working.
 func TestCloseReleasesOnlyWhatFromEnvBuilt(t *testing.T) {
 	srv := awssmtest.NewServer(t)
 	create(t, srv, "svc", keyOne)
 	ctx := context.Background()
+	var (
+		mu   sync.Mutex
+		open = map[net.Conn]bool{}
+	)
+	front := httptest.NewUnstartedServer(srv)
+	front.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		open[c] = s != http.StateClosed && s != http.StateHijacked
+	}
+	front.Start()
+	defer front.Close()
+	openConns := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range open {
+			if o {
+				n++
+			}
+		}
+		return n
+	}
 	before := goleak.IgnoreCurrent()
 	env := map[string]string{"AWS_ACCESS_KEY_ID": awssmtest.DefaultAccessKeyID, "AWS_SECRET_ACCESS_KEY": awssmtest.DefaultSecretAccessKey,
-		"AWS_REGION": awssmtest.DefaultRegion, "AWS_ENDPOINT_URL": srv.URL()}
+		"AWS_REGION": awssmtest.DefaultRegion, "AWS_ENDPOINT_URL": front.URL}
 	p, err := awssm.FromEnv(ctx, "svc", awssm.WithLookupEnv(envOf(env)))
 	require.NoError(t, err)
 	_, err = p.Fetch(ctx)
 	require.NoError(t, err)
+	require.Equal(t, 1, openConns(), "the client keeps its connection alive")
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "a second Close is harmless")
+	require.Eventually(t, func() bool { return openConns() == 0 }, 5*time.Second, time.Millisecond,
+		"the server sees the idle connection closed")
 	goleak.VerifyNone(t, before)
 	_, err = p.Fetch(ctx)
 	require.ErrorIs(t, err, keyprovider.ErrUnavailable)

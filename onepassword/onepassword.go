@@ -23,14 +23,22 @@
 //	client, err := sdk.NewClient(ctx, sdk.WithServiceAccountToken(token),
 //		sdk.WithIntegrationInfo("my-service", "v1.2.3"))
 //	...
-//	defer p.Close()
-//	...
 //	p, err := onepassword.New(client.Secrets(), "op://prod/tessera/credential",
 //		onepassword.WithService(keyprovider.Tessera))
+//	...
+//	defer p.Close()
 //
-// [NewConnect] takes a Connect client (github.com/1Password/connect-sdk-go;
-// [NewConnectClient] makes one) and resolves the same reference through the
-// Connect REST API.
+// [NewConnect] takes a Connect client (github.com/1Password/connect-sdk-go)
+// and resolves the same reference through the Connect REST API.
+// [NewConnectClient] makes a [*ConnectClient], which carries its token so
+// that the Provider can scrub it from errors:
+//
+//	c, err := onepassword.NewConnectClient("http://onepassword-connect:8080", token)
+//	...
+//	p, err := onepassword.NewConnect(c, "op://prod/tessera/credential")
+//
+// Every Provider has a [Provider.Close], which waits for a read a Fetch left
+// running (see Connect mode).
 //
 // [FromEnv] chooses for you, as the op CLI does: a Connect server when
 // OP_CONNECT_HOST and OP_CONNECT_TOKEN are set, else the SDK with
