@@ -46,8 +46,9 @@
 // connection failures, once the SDK's retryer has given up, are
 // [keyprovider.ErrUnavailable]; a value that is not a usable key is
 // [keyprovider.ErrInvalidKey]. Every error is scrubbed, in one place, of
-// the credentials of a client FromEnv built (the secret access key and the
-// session token) and of any text shaped like a key, so that a server or a
+// the credentials the client signs with (the secret access key and the
+// session token, for a *secretsmanager.Client) and of any text shaped like
+// a key, so that a server or a
 // proxy echoing them puts neither in a log. The SDK's error stays reachable with
 // [errors.As] (*types.ResourceNotFoundException, [smithy.APIError], ...),
 // and a cancelled or expired context stays matchable with [errors.Is].
@@ -183,9 +184,9 @@ type Provider struct {
 	client   API
 	secretID string
 	opts     Options
-	// creds are the credentials of a client FromEnv built, recorded as the
-	// SDK retrieves them, so that errors are scrubbed of them; nil for a
-	// client given to New.
+	// creds are the credentials of the client, recorded as the SDK
+	// retrieves them, so that errors are scrubbed of them; nil for a
+	// client that is not a *secretsmanager.Client.
 	creds *recordingCreds
 	// owned is the HTTP transport of a client FromEnv built, whose idle
 	// connections Close closes; nil for a client given to New.
@@ -205,7 +206,12 @@ var errClosed = errors.New("the Provider is closed")
 
 // New returns a Provider reading secretID (a name or an ARN) through client,
 // which the caller owns: [Provider.Close] leaves it alone. It does not
-// contact AWS. It fails, with an error wrapping [keyprovider.ErrInvalidKey],
+// contact AWS. When client is a *secretsmanager.Client, the Provider reads
+// through a copy of it ([secretsmanager.New] with client.Options()) whose
+// credentials provider records the secret access key and session token it
+// hands out, so that errors are scrubbed of them; any other client's
+// credentials are unknown to the Provider, and its errors are scrubbed of
+// key-shaped text only. It fails, with an error wrapping [keyprovider.ErrInvalidKey],
 // if client is nil, secretID is empty or not a Secrets Manager ARN (a
 // malformed region included), or both a stage and a version ID are given.
 func New(client API, secretID string, opts ...Option) (*Provider, error) {
@@ -219,7 +225,14 @@ func New(client API, secretID string, opts ...Option) (*Provider, error) {
 	if o.VersionStage == "" && o.VersionID == "" {
 		o.VersionStage = StageCurrent
 	}
-	return &Provider{client: client, secretID: secretID, opts: o, closed: new(atomic.Bool)}, nil
+	p := &Provider{client: client, secretID: secretID, opts: o, closed: new(atomic.Bool)}
+	if c, ok := client.(*secretsmanager.Client); ok && c != nil {
+		if so := c.Options(); so.Credentials != nil {
+			p.creds = &recordingCreds{inner: so.Credentials}
+			p.client = secretsmanager.New(so, func(so *secretsmanager.Options) { so.Credentials = p.creds })
+		}
+	}
+	return p, nil
 }
 
 // checkSecretID checks what New and FromEnv check before anything is made.

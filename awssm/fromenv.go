@@ -75,10 +75,6 @@ func FromEnv(ctx context.Context, secretID string, opts ...Option) (*Provider, e
 		return nil, err
 	}
 	tr := ownHTTPClient(&cfg)
-	rec := &recordingCreds{inner: cfg.Credentials}
-	if cfg.Credentials != nil {
-		cfg.Credentials = rec
-	}
 	isolated := o.LookupEnv != nil
 	clientOpts := append([]func(*secretsmanager.Options){func(so *secretsmanager.Options) {
 		switch {
@@ -92,7 +88,7 @@ func FromEnv(ctx context.Context, secretID string, opts ...Option) (*Provider, e
 	if err != nil {
 		return nil, err
 	}
-	p.creds, p.owned = rec, tr
+	p.owned = tr
 	return p, nil
 }
 
@@ -233,7 +229,7 @@ func credentialsValue(c aws.Credentials) aws.CredentialsProvider {
 	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c, nil })
 }
 
-// recordingCreds wraps the credentials of a client FromEnv built and keeps
+// recordingCreds wraps the credentials of a Provider's client and keeps
 // the secret parts of the last credentials retrieved, for the scrubbing of
 // errors (see Provider.fail).
 type recordingCreds struct {

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -233,12 +235,19 @@ func TestErrorsAreScrubbedOfCredentials(t *testing.T) {
 	}
 	assert.Contains(t, msg, "sk-tessera-…", "a key is shown by its fingerprint")
 
-	// A client given to New: its credentials are unknown, key-shaped text
-	// is still scrubbed.
-	p2, err := awssm.New(awssmtest.NewServer(t).NewClient(), "svc")
+	// A *secretsmanager.Client given to New: the Provider records the
+	// credentials it signs with, and scrubs them too.
+	client := secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(echo.URL),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIAECHOEXAMPLE0000", SecretAccessKey: secret, SessionToken: token}, nil
+		}), Retryer: aws.NopRetryer{}})
+	p2, err := awssm.New(client, "svc")
 	require.NoError(t, err)
 	_, err = p2.Fetch(context.Background())
-	require.ErrorIs(t, err, keyprovider.ErrNotFound)
+	require.ErrorIs(t, err, keyprovider.ErrPermission)
+	for _, s := range []string{secret, token, leaked} {
+		assert.NotContains(t, err.Error(), s)
+	}
 }
 
 // TestCloseReleasesOnlyWhatFromEnvBuilt: Close closes the idle connections
