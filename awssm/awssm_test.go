@@ -444,9 +444,9 @@ func TestContextCancellationReleasesBlockedRequest(t *testing.T) {
 		_, err := p.Fetch(ctx)
 		done <- err
 	}()
-	<-entered // the request is held in the emulator
+	receive(t, entered) // the request is held in the emulator
 	cancel()
-	err = <-done
+	err = receive(t, done)
 	require.ErrorIs(t, err, context.Canceled)
 	var kerr *keyprovider.Error
 	require.ErrorAs(t, err, &kerr)
@@ -489,9 +489,9 @@ func TestContextDeadline(t *testing.T) {
 		_, err := p.Fetch(ctx)
 		done <- err
 	}()
-	<-entered
+	receive(t, entered)
 	close(ctx.done) // the deadline passes while the request is held
-	err = <-done
+	err = receive(t, done)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	var kerr *keyprovider.Error
 	require.ErrorAs(t, err, &kerr)

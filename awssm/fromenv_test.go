@@ -368,3 +368,17 @@ func TestNoVerbPrintsACredential(t *testing.T) {
 		}
 	}
 }
+
+// receive waits for a value from a goroutine, within a deadline far below
+// the package timeout.
+func receive[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "no answer within 10s")
+		var zero T
+		return zero
+	}
+}

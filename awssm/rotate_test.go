@@ -53,6 +53,6 @@ func TestRotationObservedThroughRotateSource(t *testing.T) {
 	assertKey(t, keyTwo, k)
 	assert.Equal(t, v2, k.Version())
 
-	assert.Equal(t, [2]string{"", v1}, <-rotations)
+	assert.Equal(t, [2]string{"", v1}, receive(t, rotations))
 	assert.Equal(t, [2]string{v1, v2}, <-rotations, "one notification per real change")
 }

@@ -59,8 +59,8 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	require.NoError(t, err)
 	assertKey(t, connectKey2, k)
 	assert.Equal(t, "2", k.Version())
-	assert.Equal(t, [2]string{"", "1"}, <-rotations)
-	assert.Equal(t, [2]string{"1", "2"}, <-rotations)
+	assert.Equal(t, [2]string{"", "1"}, receive(t, rotations))
+	assert.Equal(t, [2]string{"1", "2"}, receive(t, rotations))
 
 	// The item is deleted: refreshes fail with ErrNotFound, the key stays.
 	require.NoError(t, f.srv.DeleteItem(f.vaultID, f.item.ID))

@@ -376,14 +376,14 @@ func TestDelayHook(t *testing.T) {
 		_, err := getValue(t, c, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc")})
 		done <- err
 	}()
-	assert.Equal(t, awssmtest.RequestInfo{Op: "GetSecretValue", SecretID: "svc"}, <-seen)
+	assert.Equal(t, awssmtest.RequestInfo{Op: "GetSecretValue", SecretID: "svc"}, receive(t, seen))
 	select {
 	case err := <-done:
 		require.FailNow(t, "request finished while held", "%v", err)
 	default:
 	}
 	close(release)
-	require.NoError(t, <-done)
+	require.NoError(t, receive(t, done))
 }
 
 func TestCloseReleasesHeldRequests(t *testing.T) {
@@ -401,9 +401,9 @@ func TestCloseReleasesHeldRequests(t *testing.T) {
 		_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc")})
 		done <- err
 	}()
-	<-entered
+	receive(t, entered)
 	srv.Close() // returns only once the held handler has
-	require.Error(t, <-done)
+	require.Error(t, receive(t, done))
 }
 
 // rawRequest sends body to the server as operation op, signed by sign (or
@@ -521,4 +521,18 @@ func TestLatencyReturnsWhenContextEnds(t *testing.T) {
 	cancel()
 	err := awssmtest.Latency(time.Hour)(c, awssmtest.RequestInfo{Op: "GetSecretValue"})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// receive waits for a value from a goroutine, within a deadline far below
+// the package timeout.
+func receive[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "no answer within 10s")
+		var zero T
+		return zero
+	}
 }
