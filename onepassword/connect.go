@@ -46,6 +46,7 @@ type AmbiguousError struct {
 	Count int
 }
 
+// Error says what matched how many times, and what to do about it.
 func (e *AmbiguousError) Error() string {
 	return fmt.Sprintf("%d %ss match %q; rename all but one, or name the %s by its ID", e.Count, e.What, e.Name, e.What)
 }

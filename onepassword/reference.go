@@ -20,8 +20,9 @@ type ReferenceError struct {
 	Reason string
 }
 
+// Error gives the SDK's reason; the reference is named by the
+// [*keyprovider.Error] around it.
 func (e *ReferenceError) Error() string {
-	// The reference itself is named by the *keyprovider.Error around this.
 	return "invalid 1Password secret reference: " + e.Reason
 }
 
