@@ -109,6 +109,7 @@ func TestFromEnvReportsMissingCredentials(t *testing.T) {
 		"token without host":  {onepassword.EnvConnectToken: "some-connect-token"},
 		"host is not a URL":   {onepassword.EnvConnectHost: "connect:8080", onepassword.EnvConnectToken: "some-connect-token"},
 		"host has no address": {onepassword.EnvConnectHost: "https://", onepassword.EnvConnectToken: "some-connect-token"},
+		"host with userinfo":  {onepassword.EnvConnectHost: "https://op:some-connect-token@connect", onepassword.EnvConnectToken: "some-connect-token"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := onepassword.FromEnv(context.Background(), "op://prod/tessera/credential", onepassword.WithLookupEnv(lookup(env)))
