@@ -184,15 +184,21 @@ type Provider struct {
 	client   API
 	secretID string
 	opts     Options
+	// res is behind a pointer, and holds only pointers set before the
+	// Provider is shared, so that printing a Provider by reflection (fmt
+	// on a struct holding one) reads nothing another goroutine writes.
+	res *resources
+}
+
+// resources are what a Provider records and owns.
+type resources struct {
 	// creds are the credentials of the client, recorded as the SDK
 	// retrieves them, so that errors are scrubbed of them; nil for a
 	// client that is not a *secretsmanager.Client.
 	creds *recordingCreds
 	// owned is the HTTP transport of a client FromEnv built, whose idle
 	// connections Close closes; nil for a client given to New.
-	owned *http.Transport
-	// closed is behind a pointer so that a copy of a Provider (printing a
-	// dereferenced one) copies no lock.
+	owned  *http.Transport
 	closed *atomic.Bool
 }
 
@@ -225,11 +231,12 @@ func New(client API, secretID string, opts ...Option) (*Provider, error) {
 	if o.VersionStage == "" && o.VersionID == "" {
 		o.VersionStage = StageCurrent
 	}
-	p := &Provider{client: client, secretID: secretID, opts: o, closed: new(atomic.Bool)}
+	p := &Provider{client: client, secretID: secretID, opts: o, res: &resources{closed: new(atomic.Bool)}}
 	if c, ok := client.(*secretsmanager.Client); ok && c != nil {
 		if so := c.Options(); so.Credentials != nil {
-			p.creds = &recordingCreds{inner: so.Credentials}
-			p.client = secretsmanager.New(so, func(so *secretsmanager.Options) { so.Credentials = p.creds })
+			rec := &recordingCreds{inner: so.Credentials}
+			p.res.creds = rec
+			p.client = secretsmanager.New(so, func(so *secretsmanager.Options) { so.Credentials = rec })
 		}
 	}
 	return p, nil
@@ -285,11 +292,11 @@ func arnRegion(arn string) (string, error) {
 // to wait for. Fetch after Close fails with [keyprovider.ErrUnavailable];
 // a second Close does nothing and returns nil.
 func (p *Provider) Close() error {
-	if p.closed == nil || p.closed.Swap(true) {
+	if p.res == nil || p.res.closed.Swap(true) {
 		return nil
 	}
-	if p.owned != nil {
-		p.owned.CloseIdleConnections()
+	if p.res.owned != nil {
+		p.res.owned.CloseIdleConnections()
 	}
 	return nil
 }
@@ -303,7 +310,7 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return keyprovider.Key{}, p.fail(nil, err)
 	}
-	if p.closed.Load() {
+	if p.res.closed.Load() {
 		return keyprovider.Key{}, p.fail(keyprovider.ErrUnavailable, errClosed)
 	}
 	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(p.secretID)}

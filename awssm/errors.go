@@ -121,7 +121,7 @@ func newError(secretID string, kind, err error, secrets ...string) error {
 
 // fail returns the error of a Fetch, scrubbed of the Provider's credentials.
 func (p *Provider) fail(kind, err error) error {
-	return newError(p.secretID, kind, err, p.creds.secrets()...)
+	return newError(p.secretID, kind, err, p.res.creds.secrets()...)
 }
 
 // configError returns a configuration error of secretID.

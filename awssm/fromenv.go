@@ -88,7 +88,7 @@ func FromEnv(ctx context.Context, secretID string, opts ...Option) (*Provider, e
 	if err != nil {
 		return nil, err
 	}
-	p.owned = tr
+	p.res.owned = tr
 	return p, nil
 }
 

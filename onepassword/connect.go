@@ -74,7 +74,7 @@ func NewConnect(client ConnectAPI, ref string, opts ...Option) (*Provider, error
 		}
 		creds = append(creds, cc.token)
 	}
-	return newProvider(context.Background(), &connectBackend{c: client}, ref, options(opts), creds...)
+	return newProvider(context.Background(), &connectBackend{c: client, ids: &connectIDs{}}, ref, options(opts), creds...)
 }
 
 // ConnectClient is a connect-sdk-go client that knows its token, so that a
@@ -187,6 +187,13 @@ func moduleVersion() string {
 type connectBackend struct {
 	c ConnectAPI
 
+	// ids is behind a pointer so that printing a Provider by reflection
+	// reads nothing a Fetch writes.
+	ids *connectIDs
+}
+
+// connectIDs are the IDs a connectBackend found.
+type connectIDs struct {
 	mu              sync.Mutex
 	vaultID, itemID string
 }
@@ -207,9 +214,9 @@ func (b *connectBackend) supports(r reference) error {
 var idPattern = regexp.MustCompile(`^[a-z0-9]{26}$`)
 
 func (b *connectBackend) read(_ context.Context, _ string, r reference) (string, string, error, error) {
-	b.mu.Lock()
-	vaultID, itemID := b.vaultID, b.itemID
-	b.mu.Unlock()
+	b.ids.mu.Lock()
+	vaultID, itemID := b.ids.vaultID, b.ids.itemID
+	b.ids.mu.Unlock()
 	if itemID != "" {
 		item, err := b.c.GetItemByUUID(itemID, vaultID)
 		switch {
@@ -234,9 +241,9 @@ func (b *connectBackend) read(_ context.Context, _ string, r reference) (string,
 }
 
 func (b *connectBackend) remember(vaultID, itemID string) {
-	b.mu.Lock()
-	b.vaultID, b.itemID = vaultID, itemID
-	b.mu.Unlock()
+	b.ids.mu.Lock()
+	b.ids.vaultID, b.ids.itemID = vaultID, itemID
+	b.ids.mu.Unlock()
 }
 
 // notFoundError is the cause of a name that matches nothing.

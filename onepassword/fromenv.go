@@ -59,7 +59,7 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 		if err != nil {
 			return nil, newError(ref, keyprovider.ErrInvalidKey, err, newCredential(ctoken))
 		}
-		return newProvider(ctx, &connectBackend{c: client}, ref, o, client.token)
+		return newProvider(ctx, &connectBackend{c: client, ids: &connectIDs{}}, ref, o, client.token)
 
 	case satoken != "":
 		// Check the reference first: it is cheap, and a typo should not

@@ -187,13 +187,21 @@ type Provider struct {
 }
 
 // lifecycle bounds a Provider's background reads and ends them at Close.
+// Its fields are set when the Provider is made and never change, so that
+// printing a Provider by reflection reads nothing another goroutine
+// writes.
 type lifecycle struct {
 	// inflight holds one token while a backend call runs; see call. Close
 	// takes it for good.
 	inflight chan struct{}
-	// closing is closed by the first Close; mu serialises Close calls;
-	// drained records that Close holds the inflight token.
+	// closing is closed by the first Close.
 	closing chan struct{}
+	close   *closeState
+}
+
+// closeState serialises Close calls; drained records that Close holds the
+// inflight token.
+type closeState struct {
 	once    sync.Once
 	mu      sync.Mutex
 	drained bool
@@ -269,7 +277,7 @@ func assemble(b backend, ref string, r reference, o Options, creds ...credential
 		o.CloseTimeout = DefaultCloseTimeout
 	}
 	return &Provider{ref: ref, parsed: r, opts: o, backend: b, creds: creds,
-		life: &lifecycle{inflight: make(chan struct{}, 1), closing: make(chan struct{})}}, nil
+		life: &lifecycle{inflight: make(chan struct{}, 1), closing: make(chan struct{}), close: &closeState{}}}, nil
 }
 
 // String describes the Provider by its mode and reference, as in
@@ -386,15 +394,15 @@ func (p *Provider) call(ctx context.Context) (result, error) {
 // [net/http.DefaultClient], shared by the process, and the SDK's releases
 // itself when it is no longer used.
 func (p *Provider) Close() error {
-	p.life.mu.Lock()
-	defer p.life.mu.Unlock()
-	p.life.once.Do(func() { close(p.life.closing) })
-	if p.life.drained {
+	p.life.close.mu.Lock()
+	defer p.life.close.mu.Unlock()
+	p.life.close.once.Do(func() { close(p.life.closing) })
+	if p.life.close.drained {
 		return nil
 	}
 	select {
 	case p.life.inflight <- struct{}{}:
-		p.life.drained = true
+		p.life.close.drained = true
 		return nil
 	default:
 	}
@@ -407,7 +415,7 @@ func (p *Provider) Close() error {
 	defer t.Stop()
 	select {
 	case p.life.inflight <- struct{}{}:
-		p.life.drained = true
+		p.life.close.drained = true
 		return nil
 	case <-t.C:
 		return stillRunning
