@@ -7,12 +7,17 @@
 //
 //	p, err := awssm.New(client, "prod/tessera/api-key", awssm.WithService(keyprovider.Tessera))
 //
-// [FromConfig] builds the client itself from the default AWS configuration
+// [FromEnv] builds the client itself from the default AWS configuration
 // chain (environment, shared config and credentials files, SSO, web
 // identity, ECS and EC2 instance roles):
 //
-//	p, err := awssm.FromConfig(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
+//	p, err := awssm.FromEnv(ctx, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/tessera-AbCdEf",
 //		awssm.WithJSONField("api_key"))
+//	...
+//	defer p.Close()
+//
+// With [WithLookupEnv], FromEnv reads that environment only, never the
+// process's: see [FromEnv] for what it then takes from it.
 //
 // # Which value is the key
 //
@@ -40,7 +45,11 @@
 // [keyprovider.ErrPermission]; throttling, 5xx answers, timeouts and
 // connection failures, once the SDK's retryer has given up, are
 // [keyprovider.ErrUnavailable]; a value that is not a usable key is
-// [keyprovider.ErrInvalidKey]. The SDK's error stays reachable with
+// [keyprovider.ErrInvalidKey]. Every error is scrubbed, in one place, of
+// the credentials the client signs with (the secret access key and the
+// session token, for a *secretsmanager.Client) and of any text shaped like
+// a key, so that a server or a
+// proxy echoing them puts neither in a log. The SDK's error stays reachable with
 // [errors.As] (*types.ResourceNotFoundException, [smithy.APIError], ...),
 // and a cancelled or expired context stays matchable with [errors.Is].
 //
@@ -55,7 +64,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -63,8 +75,8 @@ import (
 	"github.com/keyprovider/keyprovider"
 )
 
-// ProviderName is the Provider field of this package's [*keyprovider.Error]s.
-const ProviderName = "awssm"
+// providerName is the Provider field of this package's [*keyprovider.Error]s.
+const providerName = "awssm"
 
 // StageCurrent is the staging label of the version a secret's readers get by
 // default.
@@ -78,7 +90,7 @@ type API interface {
 
 var _ API = (*secretsmanager.Client)(nil)
 
-// Options configure a [Provider].
+// Options configure a [Provider]. Set them with the With helpers.
 type Options struct {
 	// VersionStage is the staging label of the version to read. Zero means
 	// "AWSCURRENT" (unless VersionID is set). Setting both VersionStage and
@@ -92,25 +104,33 @@ type Options struct {
 	// yields "sk-...". Zero means the whole secret value is the key.
 	JSONField string
 	// Service is the service the key is for; keys are checked with its
-	// [keyprovider.Service.Validate]. The zero Service checks only that the
+	// [keyprovider.Service.ParseKey]. The zero Service checks only that the
 	// key is safe in an HTTP header.
 	Service keyprovider.Service
 
-	// The fields below are used by [FromConfig] only.
+	// The fields below are used by [FromEnv] only.
 
 	// Region is the AWS region. Zero means the region of the secret's ARN
-	// if the secret ID is an ARN, else the region of the default
-	// configuration (AWS_REGION, the shared config file...).
+	// if the secret ID is an ARN, else the region of the environment
+	// (AWS_REGION, AWS_DEFAULT_REGION, the shared config file...).
 	Region string
 	// Endpoint replaces the Secrets Manager endpoint URL (a VPC endpoint, an
-	// emulator). Zero means the SDK's endpoint resolution
-	// (AWS_ENDPOINT_URL_SECRETS_MANAGER included).
+	// emulator). Zero means the endpoint the environment names
+	// (AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL), else AWS's.
 	Endpoint string
+	// LookupEnv, if set, is the whole environment FromEnv configures the
+	// client from: the process environment is not read at all, nor the
+	// shared files in the home directory (see [FromEnv]). Zero means the
+	// SDK's default configuration chain, which reads the process
+	// environment itself.
+	LookupEnv func(name string) (value string, ok bool)
 	// LoadOptions are passed to [config.LoadDefaultConfig], after those
-	// made from the fields above. Nil means none.
+	// made from the fields above. Nil means none. They need the default
+	// chain: setting both LoadOptions and LookupEnv is a configuration
+	// error.
 	LoadOptions []func(*config.LoadOptions) error
-	// ClientOptions are passed to [secretsmanager.NewFromConfig]. Nil means
-	// none.
+	// ClientOptions are passed to [secretsmanager.NewFromConfig], after
+	// the endpoint is set. Nil means none.
 	ClientOptions []func(*secretsmanager.Options)
 }
 
@@ -135,12 +155,51 @@ func WithRegion(region string) Option { return func(o *Options) { o.Region = reg
 // WithEndpoint sets [Options.Endpoint].
 func WithEndpoint(url string) Option { return func(o *Options) { o.Endpoint = url } }
 
+// WithLookupEnv sets [Options.LookupEnv].
+func WithLookupEnv(lookup func(name string) (value string, ok bool)) Option {
+	return func(o *Options) { o.LookupEnv = lookup }
+}
+
+// WithLoadOptions appends to [Options.LoadOptions].
+func WithLoadOptions(load ...func(*config.LoadOptions) error) Option {
+	return func(o *Options) { o.LoadOptions = append(o.LoadOptions, load...) }
+}
+
+// WithClientOptions appends to [Options.ClientOptions].
+func WithClientOptions(fns ...func(*secretsmanager.Options)) Option {
+	return func(o *Options) { o.ClientOptions = append(o.ClientOptions, fns...) }
+}
+
+func options(opts []Option) Options {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return o
+}
+
 // Provider reads a key from one secret of AWS Secrets Manager. It is safe for
 // concurrent use.
 type Provider struct {
 	client   API
 	secretID string
 	opts     Options
+	// res is behind a pointer, and holds only pointers set before the
+	// Provider is shared, so that printing a Provider by reflection (fmt
+	// on a struct holding one) reads nothing another goroutine writes.
+	res *resources
+}
+
+// resources are what a Provider records and owns.
+type resources struct {
+	// creds are the credentials of the client, recorded as the SDK
+	// retrieves them, so that errors are scrubbed of them; nil for a
+	// client that is not a *secretsmanager.Client.
+	creds *recordingCreds
+	// owned is the HTTP transport of a client FromEnv built, whose idle
+	// connections Close closes; nil for a client given to New.
+	owned  *http.Transport
+	closed *atomic.Bool
 }
 
 var _ keyprovider.Provider = (*Provider)(nil)
@@ -148,36 +207,70 @@ var _ keyprovider.Provider = (*Provider)(nil)
 // errConfig is the cause of a configuration error.
 var errConfig = errors.New("invalid configuration")
 
-// New returns a Provider reading secretID (a name or an ARN) through client.
-// It does not contact AWS. It fails, with an error wrapping
-// [keyprovider.ErrInvalidKey], if client is nil, secretID is empty or not a
-// Secrets Manager ARN, or both a stage and a version ID are given.
+// errClosed is the cause of a Fetch after Close.
+var errClosed = errors.New("the Provider is closed")
+
+// New returns a Provider reading secretID (a name or an ARN) through client,
+// which the caller owns: [Provider.Close] leaves it alone. It does not
+// contact AWS. When client is a *secretsmanager.Client, the Provider reads
+// through a copy of it ([secretsmanager.New] with client.Options()) whose
+// credentials provider records the secret access key and session token it
+// hands out, so that errors are scrubbed of them; any other client's
+// credentials are unknown to the Provider, and its errors are scrubbed of
+// key-shaped text only. It fails, with an error wrapping [keyprovider.ErrInvalidKey],
+// if client is nil, secretID is empty or not a Secrets Manager ARN (a
+// malformed region included), or both a stage and a version ID are given.
 func New(client API, secretID string, opts ...Option) (*Provider, error) {
-	var o Options
-	for _, fn := range opts {
-		fn(&o)
+	if client == nil {
+		return nil, configError(secretID, "nil client")
 	}
-	cfgErr := func(format string, args ...any) error {
-		return &keyprovider.Error{Provider: ProviderName, Ref: secretID, Kind: keyprovider.ErrInvalidKey,
-			Err: fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...)}
-	}
-	switch {
-	case client == nil:
-		return nil, cfgErr("nil client")
-	case strings.TrimSpace(secretID) == "":
-		return nil, cfgErr("empty secret ID")
-	case o.VersionStage != "" && o.VersionID != "":
-		return nil, cfgErr("both a version stage (%s) and a version ID (%s) are set; choose one", o.VersionStage, o.VersionID)
-	}
-	if strings.HasPrefix(secretID, "arn:") {
-		if _, err := arnRegion(secretID); err != nil {
-			return nil, cfgErr("%v", err)
-		}
+	o := options(opts)
+	if err := checkSecretID(secretID, o); err != nil {
+		return nil, err
 	}
 	if o.VersionStage == "" && o.VersionID == "" {
 		o.VersionStage = StageCurrent
 	}
-	return &Provider{client: client, secretID: secretID, opts: o}, nil
+	p := &Provider{client: client, secretID: secretID, opts: o, res: &resources{closed: new(atomic.Bool)}}
+	if c, ok := client.(*secretsmanager.Client); ok && c != nil {
+		if so := c.Options(); so.Credentials != nil {
+			rec := &recordingCreds{inner: so.Credentials}
+			p.res.creds = rec
+			p.client = secretsmanager.New(so, func(so *secretsmanager.Options) { so.Credentials = rec })
+		}
+	}
+	return p, nil
+}
+
+// checkSecretID checks what New and FromEnv check before anything is made.
+func checkSecretID(secretID string, o Options) error {
+	switch {
+	case strings.TrimSpace(secretID) == "":
+		return configError(secretID, "empty secret ID")
+	case o.VersionStage != "" && o.VersionID != "":
+		return configError(secretID, "both a version stage (%s) and a version ID (%s) are set; choose one", o.VersionStage, o.VersionID)
+	}
+	if strings.HasPrefix(secretID, "arn:") {
+		if _, err := arnRegion(secretID); err != nil {
+			return configError(secretID, "%v", err)
+		}
+	}
+	return nil
+}
+
+// regionPattern is what an AWS region looks like ("eu-west-1",
+// "us-gov-east-1"), loosely enough for emulators' own names: lower-case
+// letters and digits in dash-separated words. It keeps a region, which
+// becomes part of a host name and of the signature, from carrying a "/",
+// an "@" or a ":".
+var regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// checkRegion reports a region that cannot be one.
+func checkRegion(region string) error {
+	if len(region) > 32 || !regionPattern.MatchString(region) {
+		return fmt.Errorf("region %q is not an AWS region (like eu-west-1)", region)
+	}
+	return nil
 }
 
 // arnRegion returns the region of a Secrets Manager secret ARN,
@@ -187,44 +280,25 @@ func arnRegion(arn string) (string, error) {
 	if len(parts) != 7 || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[3] == "" || parts[6] == "" {
 		return "", errors.New("not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)")
 	}
+	if err := checkRegion(parts[3]); err != nil {
+		return "", fmt.Errorf("the ARN's %w", err)
+	}
 	return parts[3], nil
 }
 
-// FromConfig returns a Provider reading secretID through a client made from
-// the default AWS configuration ([config.LoadDefaultConfig]: environment,
-// shared files, SSO, web identity, container and instance roles), with the
-// region and endpoint of the options. Credentials are resolved at the first
-// Fetch, not here. A configuration that cannot be loaded is reported as
-// [keyprovider.ErrInvalidKey].
-func FromConfig(ctx context.Context, secretID string, opts ...Option) (*Provider, error) {
-	var o Options
-	for _, fn := range opts {
-		fn(&o)
+// Close releases what the Provider made itself: the idle connections of
+// the client [FromEnv] built. A client given to [New] belongs to the caller
+// and is left alone. A Provider starts no goroutines, so Close has nothing
+// to wait for. Fetch after Close fails with [keyprovider.ErrUnavailable];
+// a second Close does nothing and returns nil.
+func (p *Provider) Close() error {
+	if p.res == nil || p.res.closed.Swap(true) {
+		return nil
 	}
-	region := o.Region
-	if region == "" && strings.HasPrefix(secretID, "arn:") {
-		region, _ = arnRegion(secretID) // New reports a bad ARN
+	if p.res.owned != nil {
+		p.res.owned.CloseIdleConnections()
 	}
-	var load []func(*config.LoadOptions) error
-	if region != "" {
-		load = append(load, config.WithRegion(region))
-	}
-	load = append(load, o.LoadOptions...)
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, &keyprovider.Error{Provider: ProviderName, Ref: secretID, Err: err}
-		}
-		return nil, &keyprovider.Error{Provider: ProviderName, Ref: secretID, Kind: keyprovider.ErrInvalidKey,
-			Err: fmt.Errorf("%w: loading the AWS configuration: %w", errConfig, err)}
-	}
-	clientOpts := o.ClientOptions
-	if o.Endpoint != "" {
-		clientOpts = append([]func(*secretsmanager.Options){func(so *secretsmanager.Options) {
-			so.BaseEndpoint = aws.String(o.Endpoint)
-		}}, clientOpts...)
-	}
-	return New(secretsmanager.NewFromConfig(cfg, clientOpts...), secretID, opts...)
+	return nil
 }
 
 // SecretID returns the name or ARN the Provider reads.
@@ -234,7 +308,10 @@ func (p *Provider) SecretID() string { return p.secretID }
 // documentation for the errors it returns.
 func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 	if err := ctx.Err(); err != nil {
-		return keyprovider.Key{}, &keyprovider.Error{Provider: ProviderName, Ref: p.secretID, Err: err}
+		return keyprovider.Key{}, p.fail(nil, err)
+	}
+	if p.res.closed.Load() {
+		return keyprovider.Key{}, p.fail(keyprovider.ErrUnavailable, errClosed)
 	}
 	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(p.secretID)}
 	if p.opts.VersionID != "" {
@@ -256,10 +333,6 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 		return keyprovider.Key{}, p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w", version, err))
 	}
 	return k, nil
-}
-
-func (p *Provider) fail(kind, err error) error {
-	return &keyprovider.Error{Provider: ProviderName, Ref: p.secretID, Kind: kind, Err: err}
 }
 
 // Errors about the secret's value. None of them quotes the value.

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // codeKinds classifies the error codes AWS answers GetSecretValue with.
@@ -82,7 +83,7 @@ func (p *Provider) classify(ctx context.Context, err error) error {
 		if !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
-		return &keyprovider.Error{Provider: ProviderName, Ref: p.secretID, Err: err}
+		return p.fail(nil, err)
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
@@ -106,6 +107,26 @@ func (p *Provider) classify(ctx context.Context, err error) error {
 	}
 	// Connection failures, timeouts, unreadable answers.
 	return p.fail(keyprovider.ErrUnavailable, err)
+}
+
+// newError is the one way this package's errors are made: every one goes
+// through it, and it scrubs err's text of secrets (the credentials the
+// client signs with, when FromEnv built it) and of any key-shaped text,
+// since the SDK's errors quote what the server answered and a shared
+// config file's parse errors what the file holds. kind nil means the
+// caller's context ended.
+func newError(secretID string, kind, err error, secrets ...string) error {
+	return &keyprovider.Error{Provider: providerName, Ref: secretID, Kind: kind, Err: redact.Error(err, secrets...)}
+}
+
+// fail returns the error of a Fetch, scrubbed of the Provider's credentials.
+func (p *Provider) fail(kind, err error) error {
+	return newError(p.secretID, kind, err, p.res.creds.secrets()...)
+}
+
+// configError returns a configuration error of secretID.
+func configError(secretID, format string, args ...any) error {
+	return newError(secretID, keyprovider.ErrInvalidKey, fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...))
 }
 
 // isCredentialError reports whether err is the SDK failing to get

@@ -33,12 +33,12 @@ func TestRotationObservedThroughRotateSource(t *testing.T) {
 
 	k, err := src.Refresh(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyOne, k.Reveal())
+	assertKey(t, keyOne, k)
 
 	v2 := put(t, srv, "prod/tessera", keyTwo, "AWSPENDING")
 	k, err = src.Refresh(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyOne, k.Reveal(), "AWSPENDING is never served")
+	assertKey(t, keyOne, k, "AWSPENDING is never served")
 
 	_, err = srv.Client().UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId: aws.String("prod/tessera"), VersionStage: aws.String("AWSCURRENT"),
@@ -50,9 +50,9 @@ func TestRotationObservedThroughRotateSource(t *testing.T) {
 	src.Invalidate(k)
 	k, err = src.Token(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyTwo, k.Reveal())
+	assertKey(t, keyTwo, k)
 	assert.Equal(t, v2, k.Version())
 
-	assert.Equal(t, [2]string{"", v1}, <-rotations)
+	assert.Equal(t, [2]string{"", v1}, receive(t, rotations))
 	assert.Equal(t, [2]string{v1, v2}, <-rotations, "one notification per real change")
 }

@@ -25,7 +25,7 @@ func init() { keyprovider.RegisterScheme(Scheme, keyprovider.OpenerFunc(OpenRef)
 
 // OpenRef is the [keyprovider.Opener] of awssm:// references, for a
 // [keyprovider.Resolver] wired by hand. It returns a Provider made by
-// [FromConfig] for the secret the reference names: #FIELD is
+// [FromEnv] for the secret the reference names: #FIELD is
 // [WithJSONField], stage is [WithVersionStage], version-id is
 // [WithVersionID] and region is [WithRegion].
 //
@@ -62,7 +62,7 @@ func OpenRef(ctx context.Context, req keyprovider.OpenRequest) (keyprovider.Prov
 	if load := envLoadOptions(req); len(load) > 0 {
 		opts = append(opts, func(o *Options) { o.LoadOptions = append(o.LoadOptions, load...) })
 	}
-	return FromConfig(ctx, ref.Path, opts...)
+	return FromEnv(ctx, ref.Path, opts...)
 }
 
 // envLoadOptions turns the profile, file and credential variables of req's

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/keyprovider/keyprovider/onepassword"
 	"github.com/keyprovider/keyprovider/onepassword/onepasswordtest"
 )
@@ -11,11 +13,10 @@ import (
 // BenchmarkNew is the cost of a constructor once the SDK core is loaded:
 // the reference's validation by the SDK.
 func BenchmarkNew(b *testing.B) {
-	r := onepasswordtest.NewResolver()
+	r := onepasswordtest.NewSecrets()
 	for b.Loop() {
-		if _, err := onepassword.New(r, "op://prod/Tessera API/credential"); err != nil {
-			b.Fatal(err)
-		}
+		_, err := onepassword.New(r, "op://prod/Tessera API/credential")
+		require.NoError(b, err)
 	}
 }
 
@@ -24,23 +25,18 @@ func BenchmarkNew(b *testing.B) {
 func BenchmarkConnectFetch(b *testing.B) {
 	srv := onepasswordtest.NewServer(b)
 	vault := srv.AddVault("prod")
-	if _, err := srv.PutItem(vault, apiItem("tessera", connectKey)); err != nil {
-		b.Fatal(err)
-	}
+	_, err := srv.PutItem(vault, apiItem("tessera", connectKey))
+	require.NoError(b, err)
 	p, err := onepassword.NewConnect(srv.Client(), "op://prod/tessera/credential")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ctx := context.Background()
-	if _, err := p.Fetch(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, err = p.Fetch(ctx)
+	require.NoError(b, err)
 	before := srv.Requests("")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.Fetch(ctx); err != nil {
-			b.Fatal(err)
-		}
+		_, err := p.Fetch(ctx)
+		require.NoError(b, err)
 	}
 	b.ReportMetric(float64(srv.Requests("")-before)/float64(b.N), "requests/op")
 }

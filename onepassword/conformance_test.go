@@ -43,7 +43,7 @@ func (h *connectHarness) Delete(context.Context) error {
 func (h *connectHarness) Close() {}
 
 // sdkHarness drives the fake of the SDK's Secrets API.
-type sdkHarness struct{ r *onepasswordtest.Resolver }
+type sdkHarness struct{ r *onepasswordtest.Secrets }
 
 const conformanceRef = "op://conformance/tessera/credential"
 
@@ -72,7 +72,7 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("SDK", func(t *testing.T) {
 		keyprovidertest.RunConformance(t, func(context.Context, *testing.T) (keyprovidertest.Harness, error) {
-			return &sdkHarness{r: onepasswordtest.NewResolver()}, nil
+			return &sdkHarness{r: onepasswordtest.NewSecrets()}, nil
 		})
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"runtime/debug"
@@ -17,6 +18,7 @@ import (
 	"github.com/opentracing/opentracing-go"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // ConnectAPI is the part of a 1Password Connect client a [Provider] uses in
@@ -44,6 +46,7 @@ type AmbiguousError struct {
 	Count int
 }
 
+// Error says what matched how many times, and what to do about it.
 func (e *AmbiguousError) Error() string {
 	return fmt.Sprintf("%d %ss match %q; rename all but one, or name the %s by its ID", e.Count, e.What, e.Name, e.What)
 }
@@ -56,29 +59,93 @@ func (e *AmbiguousError) Unwrap() error { return keyprovider.ErrNotFound }
 // the first use) but does not contact the server. It fails, with an error
 // wrapping [keyprovider.ErrInvalidKey], if client is nil or ref is not a valid
 // secret reference, or asks for an attribute other than the field's value.
+//
+// A [*ConnectClient] (from [NewConnectClient]) tells the Provider its token,
+// which its errors are then scrubbed of; the token of any other client is
+// unknown to it, and its errors are scrubbed of key-shaped text only.
 func NewConnect(client ConnectAPI, ref string, opts ...Option) (*Provider, error) {
 	if client == nil {
 		return nil, configError(ref, "nil Connect client")
 	}
-	return newProvider(context.Background(), &connectBackend{c: client}, ref, options(opts))
+	var creds []credential
+	if cc, ok := client.(*ConnectClient); ok {
+		if cc == nil || cc.c == nil {
+			return nil, configError(ref, "nil Connect client")
+		}
+		creds = append(creds, cc.token)
+	}
+	return newProvider(context.Background(), &connectBackend{c: client, ids: &connectIDs{}}, ref, options(opts), creds...)
 }
+
+// ConnectClient is a connect-sdk-go client that knows its token, so that a
+// [Provider] made with it scrubs the token from its errors. It holds the
+// client and the token the way [keyprovider.Key] holds a key, behind
+// pointers to no struct: printing a ConnectClient, or a struct holding one,
+// by any fmt verb, shows no token (connect-sdk-go's client keeps its token
+// in a plain field). [ConnectClient.Client] returns the connect-sdk-go
+// client, for the calls of the Connect API a Provider does not make.
+type ConnectClient struct {
+	c     *connect.Client
+	token credential
+}
+
+var _ ConnectAPI = (*ConnectClient)(nil)
+
+// Client returns the connect-sdk-go client. Printing it with fmt shows its
+// token.
+func (c *ConnectClient) Client() connect.Client { return *c.c }
+
+// GetVaultByUUID implements [ConnectAPI].
+func (c *ConnectClient) GetVaultByUUID(uuid string) (*op.Vault, error) {
+	return (*c.c).GetVaultByUUID(uuid)
+}
+
+// GetVaultsByTitle implements [ConnectAPI].
+func (c *ConnectClient) GetVaultsByTitle(title string) ([]op.Vault, error) {
+	return (*c.c).GetVaultsByTitle(title)
+}
+
+// GetItemByUUID implements [ConnectAPI].
+func (c *ConnectClient) GetItemByUUID(uuid, vaultQuery string) (*op.Item, error) {
+	return (*c.c).GetItemByUUID(uuid, vaultQuery)
+}
+
+// GetItemsByTitle implements [ConnectAPI].
+func (c *ConnectClient) GetItemsByTitle(title, vaultQuery string) ([]op.Item, error) {
+	return (*c.c).GetItemsByTitle(title, vaultQuery)
+}
+
+// String describes the client without its token.
+func (c ConnectClient) String() string {
+	return "onepassword.ConnectClient(token " + c.token.String() + ")"
+}
+
+// Format prints the client as [ConnectClient.String] does, whatever the
+// verb.
+func (c ConnectClient) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
 
 var tracerOnce sync.Once
 
 // NewConnectClient returns a connect-sdk-go client of the Connect server at
 // host (an http or https URL) authenticating with token, identifying itself
-// as keyprovider.
+// as keyprovider, wrapped in a [ConnectClient] that carries the token for
+// [NewConnect]. Its errors quote neither the token nor the host's userinfo.
 //
 // connect-sdk-go starts a Jaeger tracer, with goroutines reporting to
 // localhost, when the process has no global OpenTracing tracer; to keep a
 // library from doing that, NewConnectClient first registers OpenTracing's
 // no-op tracer as the global one, if none is registered.
-func NewConnectClient(host, token string) (connect.Client, error) {
+func NewConnectClient(host, token string) (*ConnectClient, error) {
 	host = strings.TrimRight(strings.TrimSpace(host), "/")
 	u, err := url.Parse(host)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// url.Parse's message quotes the text, which is not a secret.
-		return nil, fmt.Errorf("%w: Connect host %q is not an http:// or https:// URL", errConfig, host)
+		// url.Parse's message quotes the text; the text may hold
+		// credentials (user:password@), so it is scrubbed where it is
+		// reported.
+		return nil, fmt.Errorf("%w: Connect host %q is not an http:// or https:// URL", errConfig, redact.String(host, token))
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("%w: Connect host %s carries user information; the token goes in OP_CONNECT_TOKEN", errConfig, u.Redacted())
 	}
 	if strings.TrimSpace(token) == "" {
 		return nil, fmt.Errorf("%w: empty Connect token", errConfig)
@@ -89,7 +156,9 @@ func NewConnectClient(host, token string) (connect.Client, error) {
 		}
 	})
 	ua := fmt.Sprintf("keyprovider/%s connect-sdk-go/%s", moduleVersion(), connect.SDKVersion)
-	return connect.NewClientWithUserAgent(host, strings.TrimSpace(token), ua), nil
+	token = strings.TrimSpace(token)
+	client := connect.NewClientWithUserAgent(host, token, ua)
+	return &ConnectClient{c: &client, token: newCredential(token)}, nil
 }
 
 // moduleVersion is this module's version, from the build information, or
@@ -118,6 +187,13 @@ func moduleVersion() string {
 type connectBackend struct {
 	c ConnectAPI
 
+	// ids is behind a pointer so that printing a Provider by reflection
+	// reads nothing a Fetch writes.
+	ids *connectIDs
+}
+
+// connectIDs are the IDs a connectBackend found.
+type connectIDs struct {
 	mu              sync.Mutex
 	vaultID, itemID string
 }
@@ -138,9 +214,9 @@ func (b *connectBackend) supports(r reference) error {
 var idPattern = regexp.MustCompile(`^[a-z0-9]{26}$`)
 
 func (b *connectBackend) read(_ context.Context, _ string, r reference) (string, string, error, error) {
-	b.mu.Lock()
-	vaultID, itemID := b.vaultID, b.itemID
-	b.mu.Unlock()
+	b.ids.mu.Lock()
+	vaultID, itemID := b.ids.vaultID, b.ids.itemID
+	b.ids.mu.Unlock()
 	if itemID != "" {
 		item, err := b.c.GetItemByUUID(itemID, vaultID)
 		switch {
@@ -165,9 +241,9 @@ func (b *connectBackend) read(_ context.Context, _ string, r reference) (string,
 }
 
 func (b *connectBackend) remember(vaultID, itemID string) {
-	b.mu.Lock()
-	b.vaultID, b.itemID = vaultID, itemID
-	b.mu.Unlock()
+	b.ids.mu.Lock()
+	b.ids.vaultID, b.ids.itemID = vaultID, itemID
+	b.ids.mu.Unlock()
 }
 
 // notFoundError is the cause of a name that matches nothing.

@@ -49,7 +49,7 @@ func Example() {
 // The SDK path: New takes the Secrets API of an SDK client,
 // client.Secrets(). The fake stands in for it here.
 func ExampleNew() {
-	secrets := onepasswordtest.NewResolver() // in production: client.Secrets()
+	secrets := onepasswordtest.NewSecrets() // in production: client.Secrets()
 	secrets.Set("op://prod/Tessera API/credential", "sk-tessera-example0123456789")
 
 	p, err := onepassword.New(secrets, "op://prod/Tessera API/credential", onepassword.WithService(keyprovider.Tessera))

@@ -28,6 +28,12 @@ const (
 //     OP_SERVICE_ACCOUNT_TOKEN and identified by [Options.IntegrationName]
 //     and [Options.IntegrationVersion].
 //
+// The variables are read through [Options.LookupEnv] only: with an injected
+// environment (an env file checked by keyprov), the process's own
+// OP_CONNECT_HOST, OP_CONNECT_TOKEN and OP_SERVICE_ACCOUNT_TOKEN are never
+// used, so an env file naming a host cannot have the process's token sent
+// there. Neither client reads the environment itself.
+//
 // With neither, or with a reference the SDK rejects, FromEnv fails with an
 // error wrapping [keyprovider.ErrInvalidKey]. A service account token the SDK
 // cannot parse is [keyprovider.ErrPermission], with the SDK's reason and
@@ -51,9 +57,9 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 		}
 		client, err := NewConnectClient(host, ctoken)
 		if err != nil {
-			return nil, &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: keyprovider.ErrInvalidKey, Err: redactErr(err, []string{ctoken})}
+			return nil, newError(ref, keyprovider.ErrInvalidKey, err, newCredential(ctoken))
 		}
-		return newProvider(ctx, &connectBackend{c: client}, ref, o, ctoken)
+		return newProvider(ctx, &connectBackend{c: client, ids: &connectIDs{}}, ref, o, client.token)
 
 	case satoken != "":
 		// Check the reference first: it is cheap, and a typo should not
@@ -69,15 +75,15 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 		if version == "" {
 			version = moduleVersion()
 		}
+		cred := newCredential(satoken)
 		client, err := sdk.NewClient(ctx, sdk.WithServiceAccountToken(satoken), sdk.WithIntegrationInfo(name, version))
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, &keyprovider.Error{Provider: ProviderName, Ref: ref, Err: ctxErr}
+				return nil, newError(ref, nil, ctxErr)
 			}
-			return nil, &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: classifySDK(err),
-				Err: redactErr(err, []string{satoken})}
+			return nil, newError(ref, classifySDK(err), err, cred)
 		}
-		return assemble(&sdkBackend{r: client.Secrets()}, ref, r, o, satoken)
+		return assemble(&sdkBackend{r: client.Secrets()}, ref, r, o, cred)
 	}
 	return nil, configError(ref, "no 1Password credentials: set %s, or %s and %s", EnvServiceAccountToken, EnvConnectHost, EnvConnectToken)
 }

@@ -20,8 +20,9 @@ type ReferenceError struct {
 	Reason string
 }
 
+// Error gives the SDK's reason; the reference is named by the
+// [*keyprovider.Error] around it.
 func (e *ReferenceError) Error() string {
-	// The reference itself is named by the *keyprovider.Error around this.
 	return "invalid 1Password secret reference: " + e.Reason
 }
 
@@ -45,13 +46,12 @@ func parseReference(ctx context.Context, ref string) (reference, error) {
 	}
 	if err := sdk.Secrets.ValidateSecretReference(ctx, ref); err != nil {
 		reason := strings.TrimPrefix(err.Error(), "the secret reference could not be parsed: ")
-		return reference{}, &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: keyprovider.ErrInvalidKey,
-			Err: &ReferenceError{Ref: ref, Reason: reason}}
+		return reference{}, newError(ref, keyprovider.ErrInvalidKey, &ReferenceError{Ref: ref, Reason: reason})
 	}
 	// The SDK accepted it; the shared grammar splits it the same way.
 	parsed, err := keyprovider.ParseRef(ref)
 	if err != nil {
-		return reference{}, &keyprovider.Error{Provider: ProviderName, Ref: ref, Kind: keyprovider.ErrInvalidKey, Err: err}
+		return reference{}, newError(ref, keyprovider.ErrInvalidKey, err)
 	}
 	segs := strings.Split(parsed.Path, "/")
 	r := reference{vault: segs[0], item: segs[1], field: segs[len(segs)-1], attribute: parsed.Param("attribute")}
@@ -87,8 +87,7 @@ func Preload(ctx context.Context) error {
 			// function; ours is the one first use. A reference it accepts
 			// proves the core works.
 			if err := sdk.Secrets.ValidateSecretReference(context.Background(), "op://vault/item/field"); err != nil {
-				core.err = &keyprovider.Error{Provider: ProviderName, Kind: keyprovider.ErrUnavailable,
-					Err: fmt.Errorf("loading the 1Password SDK core: %w", err)}
+				core.err = newError("", keyprovider.ErrUnavailable, fmt.Errorf("loading the 1Password SDK core: %w", err))
 			}
 		}()
 	})
@@ -96,6 +95,6 @@ func Preload(ctx context.Context) error {
 	case <-core.done:
 		return core.err
 	case <-ctx.Done():
-		return &keyprovider.Error{Provider: ProviderName, Err: fmt.Errorf("waiting for the 1Password SDK core: %w", ctx.Err())}
+		return newError("", nil, fmt.Errorf("waiting for the 1Password SDK core: %w", ctx.Err()))
 	}
 }

@@ -25,7 +25,7 @@ func TestValidReferencesAreAccepted(t *testing.T) {
 		"op://prod/tessera-key_2.0/credential",
 	} {
 		t.Run(ref, func(t *testing.T) {
-			p, err := onepassword.New(onepasswordtest.NewResolver(), ref)
+			p, err := onepassword.New(onepasswordtest.NewSecrets(), ref)
 			require.NoError(t, err)
 			assert.Equal(t, ref, p.Ref())
 			assert.Equal(t, "sdk", p.Mode())
@@ -45,7 +45,7 @@ func TestInvalidReferencesQuoteTheSDKsReason(t *testing.T) {
 		{"op://vault/it*em/field", "invalid character"},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
-			_, err := onepassword.New(onepasswordtest.NewResolver(), tc.ref)
+			_, err := onepassword.New(onepasswordtest.NewSecrets(), tc.ref)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 			var re *onepassword.ReferenceError
@@ -58,7 +58,7 @@ func TestInvalidReferencesQuoteTheSDKsReason(t *testing.T) {
 			assert.Contains(t, sdkErr.Error(), re.Reason)
 			var kerr *keyprovider.Error
 			require.ErrorAs(t, err, &kerr)
-			assert.Equal(t, onepassword.ProviderName, kerr.Provider)
+			assert.Equal(t, "onepassword", kerr.Provider)
 		})
 	}
 }
@@ -68,7 +68,7 @@ func TestConstructorsRefuseNilClientsAndEmptyReferences(t *testing.T) {
 	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 	_, err = onepassword.NewConnect(nil, "op://v/i/f")
 	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	_, err = onepassword.New(onepasswordtest.NewResolver(), "  ")
+	_, err = onepassword.New(onepasswordtest.NewSecrets(), "  ")
 	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 }
 
@@ -109,6 +109,7 @@ func TestFromEnvReportsMissingCredentials(t *testing.T) {
 		"token without host":  {onepassword.EnvConnectToken: "some-connect-token"},
 		"host is not a URL":   {onepassword.EnvConnectHost: "connect:8080", onepassword.EnvConnectToken: "some-connect-token"},
 		"host has no address": {onepassword.EnvConnectHost: "https://", onepassword.EnvConnectToken: "some-connect-token"},
+		"host with userinfo":  {onepassword.EnvConnectHost: "https://op:some-connect-token@connect", onepassword.EnvConnectToken: "some-connect-token"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := onepassword.FromEnv(context.Background(), "op://prod/tessera/credential", onepassword.WithLookupEnv(lookup(env)))

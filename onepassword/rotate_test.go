@@ -36,7 +36,7 @@ func TestRotationThroughRotateSource(t *testing.T) {
 
 	k, err := src.Token(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, connectKey, k.Reveal())
+	assertKey(t, connectKey, k)
 	parked := func() {
 		t.Helper()
 		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -57,10 +57,10 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	step() // the scheduled refresh
 	k, err = src.Token(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, connectKey2, k.Reveal())
+	assertKey(t, connectKey2, k)
 	assert.Equal(t, "2", k.Version())
-	assert.Equal(t, [2]string{"", "1"}, <-rotations)
-	assert.Equal(t, [2]string{"1", "2"}, <-rotations)
+	assert.Equal(t, [2]string{"", "1"}, receive(t, rotations))
+	assert.Equal(t, [2]string{"1", "2"}, receive(t, rotations))
 
 	// The item is deleted: refreshes fail with ErrNotFound, the key stays.
 	require.NoError(t, f.srv.DeleteItem(f.vaultID, f.item.ID))
@@ -69,7 +69,7 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	assert.ErrorIs(t, err, keyprovider.ErrNotFound)
 	k, err = src.Token(ctx)
 	require.NoError(t, err, "the last good key is served")
-	assert.Equal(t, connectKey2, k.Reveal())
+	assertKey(t, connectKey2, k)
 	h := src.Health()
 	assert.Equal(t, rotate.Stale, h.State)
 	assert.ErrorIs(t, h.LastError, keyprovider.ErrNotFound)
@@ -89,7 +89,7 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	assert.Equal(t, rotate.Failed, src.Health().State)
 	select {
 	case r := <-rotations:
-		t.Fatalf("unexpected rotation %v", r)
+		require.FailNow(t, "unexpected rotation", "%v", r)
 	default:
 	}
 }
@@ -105,12 +105,12 @@ func TestSDKRotationThroughRotateSource(t *testing.T) {
 	ctx := context.Background()
 	k, err := src.Refresh(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, connectKey, k.Reveal())
+	assertKey(t, connectKey, k)
 	r.Set(sdkRef, connectKey2)
 	src.Invalidate(k) // the API said 401
 	k, err = src.Token(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, connectKey2, k.Reveal())
+	assertKey(t, connectKey2, k)
 	r.Delete(sdkRef)
 	// A Refresh right away may join the forced fetch as it ends; the next
 	// one reads the backend.
@@ -120,5 +120,5 @@ func TestSDKRotationThroughRotateSource(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	k, err = src.Token(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, connectKey2, k.Reveal())
+	assertKey(t, connectKey2, k)
 }

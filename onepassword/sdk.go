@@ -11,7 +11,7 @@ import (
 )
 
 // sdkBackend reads references with the SDK's Secrets API.
-type sdkBackend struct{ r Resolver }
+type sdkBackend struct{ r SecretsAPI }
 
 func (b *sdkBackend) mode() string { return "sdk" }
 

@@ -20,16 +20,16 @@ import (
 
 const sdkRef = "op://prod/tessera/credential"
 
-var _ onepassword.Resolver = sdk.SecretsAPI(nil) // the real client fits
+var _ onepassword.SecretsAPI = sdk.SecretsAPI(nil) // the real client fits
 
 func TestSDKFetch(t *testing.T) {
-	r := onepasswordtest.NewResolver()
+	r := onepasswordtest.NewSecrets()
 	r.Set(sdkRef, "  "+connectKey+"\n")
 	p, err := onepassword.New(r, sdkRef, onepassword.WithService(keyprovider.Tessera))
 	require.NoError(t, err)
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, connectKey, k.Reveal(), "trimmed")
+	assertKey(t, connectKey, k, "trimmed")
 	assert.Empty(t, k.Version(), "the Secrets API gives no version")
 
 	_, err = onepassword.New(r, sdkRef, onepassword.WithService(keyprovider.Tesseral))
@@ -58,7 +58,7 @@ func TestSDKErrorMapping(t *testing.T) {
 		{errors.New("something nobody expected"), keyprovider.ErrUnavailable},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
-			r := onepasswordtest.NewResolver()
+			r := onepasswordtest.NewSecrets()
 			r.Set(sdkRef, connectKey)
 			r.Fail(tc.err)
 			p, err := onepassword.New(r, sdkRef)
@@ -73,14 +73,14 @@ func TestSDKErrorMapping(t *testing.T) {
 }
 
 func TestSDKMissingReferenceIsNotFound(t *testing.T) {
-	p, err := onepassword.New(onepasswordtest.NewResolver(), sdkRef)
+	p, err := onepassword.New(onepasswordtest.NewSecrets(), sdkRef)
 	require.NoError(t, err)
 	_, err = p.Fetch(context.Background())
 	assert.ErrorIs(t, err, keyprovider.ErrNotFound)
 }
 
 func TestCancelledFetchSaysSo(t *testing.T) {
-	r := onepasswordtest.NewResolver()
+	r := onepasswordtest.NewSecrets()
 	r.Set(sdkRef, connectKey)
 	p, err := onepassword.New(r, sdkRef)
 	require.NoError(t, err)
@@ -123,7 +123,7 @@ func TestResolverIgnoringContextDoesNotHangFetch(t *testing.T) {
 	close(b.release)
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, connectKey, k.Reveal())
+	assertKey(t, connectKey, k)
 }
 
 type panickingResolver struct{}
@@ -143,13 +143,13 @@ func TestResolverPanicIsAnError(t *testing.T) {
 func TestIntegrationInfoIsCheckedBySDK(t *testing.T) {
 	env := map[string]string{onepassword.EnvServiceAccountToken: "garbage-token-value"}
 	_, err := onepassword.FromEnv(context.Background(), sdkRef, onepassword.WithLookupEnv(lookup(env)),
-		onepassword.WithIntegrationInfo("my service", "(v1)"))
+		onepassword.WithIntegrationName("my service"), onepassword.WithIntegrationVersion("(v1)"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "integration")
 }
 
-func newSDKResolver(value string) *onepasswordtest.Resolver {
-	r := onepasswordtest.NewResolver()
+func newSDKResolver(value string) *onepasswordtest.Secrets {
+	r := onepasswordtest.NewSecrets()
 	r.Set(sdkRef, value)
 	return r
 }

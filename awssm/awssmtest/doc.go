@@ -34,7 +34,7 @@
 //     (the secret then answers InvalidRequestException to reads and
 //     writes, and DescribeSecret shows its DeletedDate) or, with
 //     ForceDeleteWithoutRecovery, deletes at once. The window ends on the
-//     server's clock ([Options.Now]); RestoreSecret cancels it.
+//     server's clock ([Options.Clock]); RestoreSecret cancels it.
 //
 // It does not emulate rotation Lambdas, replication, resource policies, KMS,
 // tags or pagination tokens beyond ListSecretVersionIds.

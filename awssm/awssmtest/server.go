@@ -38,15 +38,19 @@ type Options struct {
 	Region string
 	// AccountID goes in the ARNs. Zero means [DefaultAccountID].
 	AccountID string
-	// AccessKeyID and SecretAccessKey are the one credential the server
-	// accepts (it verifies each request's signature with them) and the one
-	// its clients sign with. Zero means [DefaultAccessKeyID] and
+	// AccessKeyID is the access key ID of the one credential the server
+	// accepts (it verifies each request's signature with it and
+	// SecretAccessKey) and the one its clients sign with; a request signed
+	// with another is UnrecognizedClientException. Zero means
+	// [DefaultAccessKeyID].
+	AccessKeyID string
+	// SecretAccessKey is the secret of that credential. Zero means
 	// [DefaultSecretAccessKey].
-	AccessKeyID, SecretAccessKey string
-	// Now is the server's clock, for the dates it reports and for the end
+	SecretAccessKey string
+	// Clock is the server's clock, for the dates it reports and for the end
 	// of a secret's recovery window after DeleteSecret. Nil means
 	// [time.Now]. Signatures are not checked for clock skew.
-	Now func() time.Time
+	Clock func() time.Time
 	// Delay, if not nil, is called for each authenticated request before it
 	// is handled, to simulate latency; see [DelayFunc]. It can be changed
 	// later with [Server.SetDelay].
@@ -64,8 +68,19 @@ type Option func(*Options)
 // WithRegion sets [Options.Region].
 func WithRegion(region string) Option { return func(o *Options) { o.Region = region } }
 
-// WithClock sets [Options.Now].
-func WithClock(now func() time.Time) Option { return func(o *Options) { o.Now = now } }
+// WithAccountID sets [Options.AccountID].
+func WithAccountID(id string) Option { return func(o *Options) { o.AccountID = id } }
+
+// WithAccessKeyID sets [Options.AccessKeyID].
+func WithAccessKeyID(id string) Option { return func(o *Options) { o.AccessKeyID = id } }
+
+// WithSecretAccessKey sets [Options.SecretAccessKey].
+func WithSecretAccessKey(secret string) Option {
+	return func(o *Options) { o.SecretAccessKey = secret }
+}
+
+// WithClock sets [Options.Clock].
+func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
 
 // WithDelay sets [Options.Delay].
 func WithDelay(d DelayFunc) Option { return func(o *Options) { o.Delay = d } }
@@ -184,8 +199,8 @@ func Start(opts ...Option) *Server {
 	if o.SecretAccessKey == "" {
 		o.SecretAccessKey = DefaultSecretAccessKey
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	if o.Retryer == nil {
 		o.Retryer = func() aws.Retryer { return InstantRetryer(3) }
@@ -355,7 +370,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	now := s.opts.Now()
+	now := s.opts.Clock()
 	f, failed := s.takeFault(info, now)
 	var out any
 	var aerr *apiError

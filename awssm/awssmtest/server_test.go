@@ -68,6 +68,32 @@ func apiCode(t *testing.T, err error) string {
 	return apiErr.ErrorCode()
 }
 
+// moveStage runs UpdateSecretVersionStage; an empty to or from is left out.
+func moveStage(c *secretsmanager.Client, id, stage, to, from string) error {
+	in := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(id), VersionStage: aws.String(stage)}
+	if to != "" {
+		in.MoveToVersionId = aws.String(to)
+	}
+	if from != "" {
+		in.RemoveFromVersionId = aws.String(from)
+	}
+	_, err := c.UpdateSecretVersionStage(ctx, in)
+	return err
+}
+
+// listVersions returns the version IDs ListSecretVersionIds lists.
+func listVersions(t *testing.T, c *secretsmanager.Client, id string, deprecated bool) []string {
+	t.Helper()
+	out, err := c.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(id), IncludeDeprecated: aws.Bool(deprecated)})
+	require.NoError(t, err)
+	var ids []string
+	for _, v := range out.Versions {
+		ids = append(ids, aws.ToString(v.VersionId))
+		assert.NotNil(t, v.CreatedDate)
+	}
+	return ids
+}
+
 func TestStagingLabels(t *testing.T) {
 	srv := awssmtest.NewServer(t)
 	c := srv.Client()
@@ -95,64 +121,40 @@ func TestStagingLabels(t *testing.T) {
 	assert.Equal(t, "two", got, "GetSecretValue without a stage returns AWSCURRENT, not AWSPENDING")
 
 	// Moving AWSCURRENT without naming where it is now is refused.
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(v3),
-	})
+	err = moveStage(c, "svc", "AWSCURRENT", v3, "")
 	var ip *types.InvalidParameterException
 	require.ErrorAs(t, err, &ip)
 	assert.Contains(t, ip.ErrorMessage(), "RemoveFromVersionId")
 
 	// Naming the wrong version is refused too.
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(v3), RemoveFromVersionId: aws.String(v1),
-	})
+	err = moveStage(c, "svc", "AWSCURRENT", v3, v1)
 	require.ErrorAs(t, err, &ip)
 
 	// The rotation's last step: AWSCURRENT moves, AWSPREVIOUS follows, the
 	// version that held AWSPREVIOUS is left without labels (deprecated).
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("AWSCURRENT"), MoveToVersionId: aws.String(v3), RemoveFromVersionId: aws.String(v2),
-	})
+	err = moveStage(c, "svc", "AWSCURRENT", v3, v2)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]string{v2: {"AWSPREVIOUS"}, v3: {"AWSCURRENT", "AWSPENDING"}}, stages(t, c, "svc"))
 
 	// Removing AWSPENDING alone is allowed; removing AWSCURRENT alone is not.
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: aws.String(v3),
-	})
+	err = moveStage(c, "svc", "AWSPENDING", "", v3)
 	require.NoError(t, err)
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("AWSCURRENT"), RemoveFromVersionId: aws.String(v3),
-	})
+	err = moveStage(c, "svc", "AWSCURRENT", "", v3)
 	require.ErrorAs(t, err, &ip)
 	assert.Equal(t, map[string][]string{v2: {"AWSPREVIOUS"}, v3: {"AWSCURRENT"}}, stages(t, c, "svc"))
 
 	// A custom label can be attached where no version holds it.
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("canary"), MoveToVersionId: aws.String(v1),
-	})
+	err = moveStage(c, "svc", "canary", v1, "")
 	require.NoError(t, err)
 	got, err = getValue(t, c, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc"), VersionStage: aws.String("canary")})
 	require.NoError(t, err)
 	assert.Equal(t, "one", got)
 
 	// Deprecated versions: listed only when asked, readable by VersionId.
-	_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId: aws.String("svc"), VersionStage: aws.String("canary"), RemoveFromVersionId: aws.String(v1),
-	})
+	err = moveStage(c, "svc", "canary", "", v1)
 	require.NoError(t, err)
-	list := func(deprecated bool) []string {
-		out, err := c.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("svc"), IncludeDeprecated: aws.Bool(deprecated)})
-		require.NoError(t, err)
-		var ids []string
-		for _, v := range out.Versions {
-			ids = append(ids, aws.ToString(v.VersionId))
-			assert.NotNil(t, v.CreatedDate)
-		}
-		return ids
-	}
-	assert.ElementsMatch(t, []string{v2, v3}, list(false))
-	assert.ElementsMatch(t, []string{v1, v2, v3}, list(true))
+	assert.ElementsMatch(t, []string{v2, v3}, listVersions(t, c, "svc", false))
+	assert.ElementsMatch(t, []string{v1, v2, v3}, listVersions(t, c, "svc", true))
 	got, err = getValue(t, c, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc"), VersionId: aws.String(v1)})
 	require.NoError(t, err)
 	assert.Equal(t, "one", got)
@@ -374,14 +376,14 @@ func TestDelayHook(t *testing.T) {
 		_, err := getValue(t, c, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc")})
 		done <- err
 	}()
-	assert.Equal(t, awssmtest.RequestInfo{Op: "GetSecretValue", SecretID: "svc"}, <-seen)
+	assert.Equal(t, awssmtest.RequestInfo{Op: "GetSecretValue", SecretID: "svc"}, receive(t, seen))
 	select {
 	case err := <-done:
-		t.Fatalf("request finished while held: %v", err)
+		require.FailNow(t, "request finished while held", "%v", err)
 	default:
 	}
 	close(release)
-	require.NoError(t, <-done)
+	require.NoError(t, receive(t, done))
 }
 
 func TestCloseReleasesHeldRequests(t *testing.T) {
@@ -399,9 +401,9 @@ func TestCloseReleasesHeldRequests(t *testing.T) {
 		_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc")})
 		done <- err
 	}()
-	<-entered
+	receive(t, entered)
 	srv.Close() // returns only once the held handler has
-	require.Error(t, <-done)
+	require.Error(t, receive(t, done))
 }
 
 // rawRequest sends body to the server as operation op, signed by sign (or
@@ -519,4 +521,18 @@ func TestLatencyReturnsWhenContextEnds(t *testing.T) {
 	cancel()
 	err := awssmtest.Latency(time.Hour)(c, awssmtest.RequestInfo{Op: "GetSecretValue"})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// receive waits for a value from a goroutine, within a deadline far below
+// the package timeout.
+func receive[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "no answer within 10s")
+		var zero T
+		return zero
+	}
 }

@@ -1,7 +1,7 @@
 // Package onepasswordtest helps test code that reads keys from 1Password: an
 // emulator of the 1Password Connect API that the real connect-sdk-go client
 // talks to over HTTP ([Server]), and a fake of the SDK's Secrets API
-// ([Resolver]).
+// ([Secrets]).
 //
 // The emulator serves the endpoints a reader of secrets uses, as Connect
 // documents them:
@@ -29,7 +29,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/1Password/connect-sdk-go/connect"
 	op "github.com/1Password/connect-sdk-go/onepassword"
 
 	"github.com/keyprovider/keyprovider/onepassword"
@@ -118,8 +117,8 @@ func (s *Server) Close() {
 }
 
 // Client returns a real connect-sdk-go client of the server, made by
-// [onepassword.NewConnectClient].
-func (s *Server) Client() connect.Client {
+// [onepassword.NewConnectClient], which knows the server's token.
+func (s *Server) Client() *onepassword.ConnectClient {
 	c, err := onepassword.NewConnectClient(s.URL, s.Token)
 	if err != nil {
 		panic(err) // the URL and token are the server's own
@@ -332,6 +331,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	s.answer(w, route, m, title, hasFilter)
+}
+
+// answer serves an authenticated request of route; m holds the IDs of its
+// path. s.mu is held.
+func (s *Server) answer(w http.ResponseWriter, route string, m []string, title string, hasFilter bool) {
 	switch route {
 	case RouteListVaults:
 		out := []op.Vault{}

@@ -28,7 +28,7 @@ func TestServerServesConnectSDK(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, item.Version)
 	assert.Regexp(t, `^[a-z0-9]{26}$`, item.ID)
-	c := srv.Client()
+	c := srv.Client().Client()
 
 	vaults, err := c.GetVaults()
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestServerChecksBearerToken(t *testing.T) {
 		})
 	}
 	srv.RevokeToken()
-	_, err := srv.Client().GetVaults()
+	_, err := srv.Client().Client().GetVaults()
 	var apiErr *op.Error
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusUnauthorized, apiErr.StatusCode)
@@ -104,10 +104,10 @@ func TestServerDeniedVault(t *testing.T) {
 	srv := onepasswordtest.NewServer(t)
 	prod := srv.AddVault("prod")
 	srv.Deny(prod, true)
-	vaults, err := srv.Client().GetVaults()
+	vaults, err := srv.Client().Client().GetVaults()
 	require.NoError(t, err)
 	assert.Empty(t, vaults, "a vault the token cannot access is not listed")
-	_, err = srv.Client().GetVaultByUUID(prod)
+	_, err = srv.Client().Client().GetVaultByUUID(prod)
 	var apiErr *op.Error
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusForbidden, apiErr.StatusCode)
@@ -115,7 +115,7 @@ func TestServerDeniedVault(t *testing.T) {
 
 func TestServerFaults(t *testing.T) {
 	srv := onepasswordtest.NewServer(t)
-	c := srv.Client()
+	c := srv.Client().Client()
 	srv.FailNext(onepasswordtest.Fault{Status: 503}, onepasswordtest.Fault{Status: 429})
 	statusOf := func(err error) int {
 		var apiErr *op.Error
@@ -146,10 +146,10 @@ func TestServerHangIsReleasedByClose(t *testing.T) {
 	srv := onepasswordtest.Start()
 	srv.FailAll(onepasswordtest.Fault{Hang: true})
 	done := make(chan error, 1)
-	go func() { _, err := srv.Client().GetVaults(); done <- err }()
+	go func() { _, err := srv.Client().Client().GetVaults(); done <- err }()
 	select {
 	case err := <-done:
-		t.Fatalf("a hanging request returned: %v", err)
+		require.FailNow(t, "a hanging request returned", "%v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	srv.Close()
@@ -157,13 +157,13 @@ func TestServerHangIsReleasedByClose(t *testing.T) {
 	case err := <-done:
 		assert.Error(t, err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not release the hanging request")
+		require.FailNow(t, "Close did not release the hanging request")
 	}
 	srv.Close() // idempotent
 }
 
 func TestResolverHonoursContext(t *testing.T) {
-	r := onepasswordtest.NewResolver()
+	r := onepasswordtest.NewSecrets()
 	r.Set("op://v/i/f", "value")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

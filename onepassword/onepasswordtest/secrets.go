@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/keyprovider/keyprovider/onepassword"
 )
 
 // Errors of the SDK's Secrets API, worded as its core words them, for a
-// [Resolver] to return.
+// [Secrets] to return.
 var (
 	ErrNoVault         = errors.New("error resolving secret reference: no vault matched the secret reference query")
 	ErrNoItem          = errors.New("error resolving secret reference: no item matched the secret reference query")
@@ -20,50 +22,50 @@ var (
 	ErrNetwork         = errors.New("error sending request: connection refused")
 )
 
-// Resolver is a fake of the 1Password SDK's Secrets API
-// (onepassword.Resolver): a map from secret references to values. A
+// Secrets is a fake of the 1Password SDK's Secrets API
+// (onepassword.SecretsAPI): a map from secret references to values. A
 // reference it does not hold resolves to [ErrNoItem], as a deleted item
 // does. It honours its context and is safe for concurrent use.
-type Resolver struct {
+type Secrets struct {
 	mu      sync.Mutex
 	secrets map[string]string
 	err     error
 	calls   int
 }
 
-// NewResolver returns a Resolver holding no secrets.
-func NewResolver() *Resolver { return &Resolver{secrets: map[string]string{}} }
+// NewSecrets returns a Secrets holding no secrets.
+func NewSecrets() *Secrets { return &Secrets{secrets: map[string]string{}} }
 
 // Set makes ref resolve to value.
-func (r *Resolver) Set(ref, value string) {
+func (r *Secrets) Set(ref, value string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.secrets[ref] = value
 }
 
 // Delete forgets ref, as if its item were deleted.
-func (r *Resolver) Delete(ref string) {
+func (r *Secrets) Delete(ref string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.secrets, ref)
 }
 
 // Fail makes every Resolve return err until Fail(nil).
-func (r *Resolver) Fail(err error) {
+func (r *Secrets) Fail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.err = err
 }
 
 // Calls returns how many times Resolve was called.
-func (r *Resolver) Calls() int {
+func (r *Secrets) Calls() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls
 }
 
 // Resolve returns the value of ref.
-func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
+func (r *Secrets) Resolve(ctx context.Context, ref string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -79,3 +81,5 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
 	}
 	return v, nil
 }
+
+var _ onepassword.SecretsAPI = (*Secrets)(nil)
