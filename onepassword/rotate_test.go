@@ -25,9 +25,7 @@ func TestRotationThroughRotateSource(t *testing.T) {
 	clock := rotatetest.NewClock(start)
 	const maxStale = 10 * time.Minute
 	src, err := rotate.New(p, rotate.WithClock(clock), rotate.WithRefreshInterval(time.Minute), rotate.WithMaxStale(maxStale),
-		func(o *rotate.Options) {
-			o.BackoffBase, o.BackoffMax, o.Rand = time.Second, 30*time.Second, func() float64 { return 0.5 }
-		})
+		rotate.WithBackoffBase(time.Second), rotate.WithBackoffMax(30*time.Second), rotate.WithRand(func() float64 { return 0.5 }))
 	require.NoError(t, err)
 	defer src.Close()
 	rotations := make(chan [2]string, 4)
