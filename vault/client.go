@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -41,7 +42,7 @@ import (
 // The Provider's [Provider.Close] closes the client's idle connections.
 func FromEnv(ctx context.Context, path string, opts ...Option) (*Provider, error) {
 	o := collect(opts)
-	ref := strings.Trim(path, "/") + "#" + o.Field
+	ref := strings.Trim(path, "/") + "#" + cmp.Or(o.Field, DefaultField)
 	if err := ctx.Err(); err != nil {
 		return nil, failure(ref, err)
 	}
@@ -115,6 +116,9 @@ func newClient(e env, processEnv bool, addrs []string) (*api.Client, *http.Trans
 		MaxRetryWait: 1500 * time.Millisecond,
 		MaxRetries:   2,
 	}
+	if err := clientSettings(e, cfg); err != nil { // before the failover wraps tr
+		return nil, nil, err
+	}
 	if len(addrs) > 1 {
 		fo, err := newFailover(tr, addrs)
 		if err != nil {
@@ -122,12 +126,9 @@ func newClient(e env, processEnv bool, addrs []string) (*api.Client, *http.Trans
 		}
 		cfg.HttpClient.Transport = fo
 	}
-	if err := clientSettings(e, cfg); err != nil {
-		return nil, nil, err
-	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, nil, badConfig("the Vault address cannot be used: %v", err)
+		return nil, nil, badConfig("the Vault address (VAULT_ADDR or Options.Addresses) is not a URL")
 	}
 	headers := http.Header{api.RequestHeaderName: []string{"true"}}
 	if err := envHeaders(e, headers); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/hashicorp/vault/api"
 
@@ -46,7 +47,7 @@ func isForbidden(err error) bool {
 // (an *api.ResponseError, say); whoever prints a cause they unwrapped
 // redacts it themselves.
 func failure(ref string, err error, secrets ...string) error {
-	e := &keyprovider.Error{Provider: "vault", Ref: redact.String(ref, secrets...), Err: redact.Error(err, secrets...)}
+	e := &keyprovider.Error{Provider: "vault", Ref: printable(redact.String(ref, secrets...)), Err: redact.Error(err, secrets...)}
 	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		e.Kind = kind(err)
 	}
@@ -86,4 +87,22 @@ func kind(err error) error {
 	default:
 		return keyprovider.ErrUnavailable
 	}
+}
+
+// maxRefLen bounds how much of a reference an error prints.
+const maxRefLen = 200
+
+// printable is ref with control characters (a CR/LF in a refused path)
+// replaced by "?", cut to maxRefLen bytes.
+func printable(ref string) string {
+	ref = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, ref)
+	if len(ref) > maxRefLen {
+		ref = strings.ToValidUTF8(ref[:maxRefLen], "") + "…"
+	}
+	return ref
 }

@@ -85,6 +85,7 @@ func (s *ownServer) client() *api.Client {
 	cfg.MaxRetries = 0
 	c, err := api.NewClient(cfg)
 	require.NoError(s.t, err)
+	s.t.Cleanup(cfg.HttpClient.CloseIdleConnections)
 	c.SetToken(ownToken)
 	return c
 }

@@ -45,6 +45,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -85,7 +86,7 @@ type Provider struct {
 func New(client *api.Client, path string, opts ...Option) (*Provider, error) {
 	o := collect(opts)
 	if len(o.Addresses) > 0 {
-		return nil, failure(strings.Trim(path, "/")+"#"+o.Field,
+		return nil, failure(strings.Trim(path, "/")+"#"+cmp.Or(o.Field, DefaultField),
 			badConfig("Addresses need a client FromEnv builds; New uses the client's own address"))
 	}
 	return newProvider(client, path, o)

@@ -28,8 +28,10 @@ func devClient(t *testing.T) *api.Client {
 		}
 		t.Skip("no Vault dev server: VAULT_ADDR and VAULT_TOKEN are not set (make test starts one)")
 	}
-	c, err := api.NewClient(api.DefaultConfig())
+	cfg := api.DefaultConfig()
+	c, err := api.NewClient(cfg)
 	require.NoError(t, err)
+	t.Cleanup(cfg.HttpClient.CloseIdleConnections)
 	if _, err := c.Sys().Health(); err != nil {
 		t.Fatalf("Vault at %s does not answer: %v", c.Address(), err)
 	}
@@ -216,7 +218,7 @@ func TestPolicyDenialIsPermission(t *testing.T) {
 	require.NoError(t, err)
 	restricted.SetToken(tok.Auth.ClientToken)
 
-	p, err := vault.New(restricted, path, func(o *vault.Options) { o.Mount = mount; o.KVVersion = 2 })
+	p, err := vault.New(restricted, path, vault.WithMount(mount), vault.WithKVVersion(2))
 	require.NoError(t, err)
 	_, err = fetch(t, p)
 	assert.ErrorIs(t, err, keyprovider.ErrPermission)
@@ -229,11 +231,12 @@ func TestPolicyDenialIsPermission(t *testing.T) {
 func TestUnreachableVaultIsUnavailable(t *testing.T) {
 	cfg := api.DefaultConfig()
 	cfg.Address = "http://127.0.0.1:1" // nothing listens there
+	t.Cleanup(cfg.HttpClient.CloseIdleConnections)
 	cfg.MaxRetries = 0
 	c, err := api.NewClient(cfg)
 	require.NoError(t, err)
 	c.SetToken("never-sent-anywhere")
-	p, err := vault.New(c, "secret/app", func(o *vault.Options) { o.Mount = "secret"; o.KVVersion = 2 })
+	p, err := vault.New(c, "secret/app", vault.WithMount("secret"), vault.WithKVVersion(2))
 	require.NoError(t, err)
 	_, err = fetch(t, p)
 	assert.ErrorIs(t, err, keyprovider.ErrUnavailable)
@@ -249,9 +252,9 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 	}{
 		"nil client":        {nil, "secret/x", nil},
 		"empty path":        {c, "/", nil},
-		"bad KV version":    {c, "secret/x", []vault.Option{func(o *vault.Options) { o.KVVersion = 3 }}},
+		"bad KV version":    {c, "secret/x", []vault.Option{vault.WithKVVersion(3)}},
 		"negative version":  {c, "secret/x", []vault.Option{vault.WithVersion(-1)}},
-		"version with KVv1": {c, "secret/x", []vault.Option{vault.WithVersion(2), func(o *vault.Options) { o.KVVersion = 1 }}},
+		"version with KVv1": {c, "secret/x", []vault.Option{vault.WithVersion(2), vault.WithKVVersion(1)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, err := vault.New(tc.client, tc.path, tc.opts...)
