@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -30,8 +31,8 @@ func TestCloseWaitsForTheRenewalGoroutine(t *testing.T) {
 	require.NoError(t, err)
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.True(t, k.Equal(keyprovider.NewKey(keyprovidertest.KeyA, "1")))
-	assert.Contains(t, f.tokensSeen(), loginToken)
+	assertKey(t, keyprovidertest.KeyA, k)
+	assert.True(t, slices.Contains(f.tokensSeen(), loginToken))
 
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "a second Close is harmless")

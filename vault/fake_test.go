@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // fakeVault is a loopback stand-in for the few Vault routes a Provider
@@ -111,4 +115,30 @@ func fakeClient(t *testing.T, addr, token string) *api.Client {
 // mapEnv is an injected environment.
 func mapEnv(m map[string]string) func(string) (string, bool) {
 	return func(name string) (string, bool) { v, ok := m[name]; return v, ok }
+}
+
+// assertKey checks that k holds the key want, comparing fingerprints, so
+// that a failing assertion prints fingerprints, never a key.
+func assertKey(t *testing.T, want string, k keyprovider.Key, msgAndArgs ...any) bool {
+	t.Helper()
+	return assert.Equal(t, keyprovider.NewKey(want, "").Fingerprint(), k.Fingerprint(), msgAndArgs...)
+}
+
+// requireKey is assertKey that stops the test.
+func requireKey(t *testing.T, want string, k keyprovider.Key, msgAndArgs ...any) {
+	t.Helper()
+	if !assertKey(t, want, k, msgAndArgs...) {
+		t.FailNow()
+	}
+}
+
+// assertNotLeaked checks that text holds none of secrets; a failure names
+// each secret by its fingerprint and prints text redacted, never a secret.
+func assertNotLeaked(t *testing.T, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(text, s) {
+			t.Errorf("%s appears in %q", redact.Fingerprint(s), redact.String(text, secrets...))
+		}
+	}
 }

@@ -58,7 +58,7 @@ func TestWithServiceValidatesTheKey(t *testing.T) {
 	require.NoError(t, err)
 	_, err = p.Fetch(context.Background())
 	require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	assert.NotContains(t, err.Error(), keyprovidertest.KeyA)
+	assertNotLeaked(t, err.Error(), keyprovidertest.KeyA)
 }
 
 // TestPathsAndNamespacesThatWouldReachAnotherEndpoint are refused by New,

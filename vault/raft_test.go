@@ -303,7 +303,7 @@ func TestRaftClusterLosesItsLeader(t *testing.T) {
 	for _, w := range all {
 		k, err := w.src.Token(ctx)
 		require.NoError(t, err)
-		require.True(t, k.Equal(keyprovider.NewKey(keyprovidertest.KeyA, "1")))
+		requireKey(t, keyprovidertest.KeyA, k)
 	}
 	stop := make(chan struct{})
 	stopCallers := sync.OnceFunc(func() { close(stop) })

@@ -118,26 +118,26 @@ func TestKV2VersionsFieldsAndRotation(t *testing.T) {
 	require.NoError(t, err)
 	k, err := fetch(t, p)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.Equal(t, "1", k.Version())
 
 	other, err := vault.New(c, mount+"/"+path, vault.WithField("other"))
 	require.NoError(t, err)
 	k, err = fetch(t, other)
 	require.NoError(t, err)
-	assert.Equal(t, "sk-tessera-otherField1", k.Reveal(), "field selection")
+	assertKey(t, "sk-tessera-otherField1", k, "field selection")
 
 	put2(t, c, mount, path, map[string]any{"api_key": keyprovidertest.KeyB})
 	k, err = fetch(t, p)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyB, k.Reveal(), "a new version is picked up by the next fetch")
+	assertKey(t, keyprovidertest.KeyB, k, "a new version is picked up by the next fetch")
 	assert.Equal(t, "2", k.Version())
 
 	pinned, err := vault.New(c, mount+"/"+path, vault.WithVersion(1))
 	require.NoError(t, err)
 	k, err = fetch(t, pinned)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal(), "a pinned version")
+	assertKey(t, keyprovidertest.KeyA, k, "a pinned version")
 	assert.Equal(t, "1", k.Version())
 
 	_, err = fetch(t, other)
@@ -200,7 +200,7 @@ func TestMissingPathFieldMountAndBadValues(t *testing.T) {
 			var kerr *keyprovider.Error
 			require.ErrorAs(t, err, &kerr)
 			assert.Equal(t, "vault", kerr.Provider)
-			assert.NotContains(t, err.Error(), "tesseral_secret_key_abc")
+			assertNotLeaked(t, err.Error(), "tesseral_secret_key_abc")
 		})
 	}
 }
@@ -225,7 +225,7 @@ func TestPolicyDenialIsPermission(t *testing.T) {
 	var re *api.ResponseError
 	require.True(t, errors.As(err, &re), "the client's ResponseError stays reachable")
 	assert.Equal(t, 403, re.StatusCode)
-	assert.NotContains(t, err.Error(), tok.Auth.ClientToken, "the token never appears in an error")
+	assertNotLeaked(t, err.Error(), tok.Auth.ClientToken)
 }
 
 func TestUnreachableVaultIsUnavailable(t *testing.T) {
@@ -280,6 +280,6 @@ func TestReferenceThroughFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal(), "the pinned version of the referenced field")
+	assertKey(t, keyprovidertest.KeyA, k, "the pinned version of the referenced field")
 	assert.Equal(t, "1", k.Version())
 }
