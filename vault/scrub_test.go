@@ -26,7 +26,7 @@ const (
 )
 
 // fakeLogin is an api.AuthMethod logging in at auth/fake/login.
-type fakeLogin struct{ renewable bool }
+type fakeLogin struct{}
 
 func (l fakeLogin) Login(ctx context.Context, c *api.Client) (*api.Secret, error) {
 	return c.Logical().WriteWithContext(ctx, strings.TrimPrefix(loginPath, "/v1/"), nil)

@@ -55,6 +55,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Provider reads a key from Vault. It is safe for concurrent use.
@@ -111,8 +112,9 @@ func newProvider(client *api.Client, path string, o Options) (*Provider, error) 
 	return p, nil
 }
 
-// String describes the provider without its token: "vault(secret/prod/tessera#api_key)".
-func (p *Provider) String() string { return "vault(" + p.ref() + ")" }
+// String describes the provider without its token:
+// "vault(secret/prod/tessera#api_key)", scrubbed as errors are.
+func (p *Provider) String() string { return "vault(" + printable(redact.String(p.ref())) + ")" }
 
 func (p *Provider) ref() string { return p.path + "#" + p.o.Field }
 
