@@ -34,7 +34,7 @@ type raftNode struct {
 	api      string // http://127.0.0.1:port
 	cluster  string // 127.0.0.1:port
 	dir      string
-	log      *bytes.Buffer
+	log      *syncWriter // the server's output
 	cmd      *exec.Cmd
 	waitDone chan struct{}
 }
@@ -69,7 +69,7 @@ func startRaftCluster(t *testing.T, bin string) []*raftNode {
 	nodes := make([]*raftNode, 3)
 	for i := range nodes {
 		nodes[i] = &raftNode{id: fmt.Sprintf("node%d", i+1), api: "http://" + freeAddr(t), cluster: freeAddr(t),
-			dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1)), log: new(bytes.Buffer)}
+			dir: filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1)), log: new(syncWriter)}
 		require.NoError(t, os.MkdirAll(nodes[i].dir, 0o700))
 	}
 	for _, n := range nodes {
@@ -97,7 +97,7 @@ disable_mlock = true
 		require.NoError(t, os.WriteFile(file, []byte(cfg), 0o600))
 		n.cmd = exec.Command(bin, "server", "-config="+file)
 		n.cmd.Env = serverEnv()
-		n.cmd.Stdout, n.cmd.Stderr = &syncWriter{b: n.log}, &syncWriter{b: n.log}
+		n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 		require.NoError(t, n.cmd.Start())
 		n.waitDone = make(chan struct{})
 		go func(n *raftNode) { _ = n.cmd.Wait(); close(n.waitDone) }(n)
@@ -135,15 +135,22 @@ func (n *raftNode) kill(t *testing.T) {
 	n.cmd = nil
 }
 
+// syncWriter is a buffer the server's stdout and stderr share.
 type syncWriter struct {
 	mu sync.Mutex
-	b  *bytes.Buffer
+	b  bytes.Buffer
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func tail(s string, n int) string {
@@ -265,6 +272,29 @@ func tokenCallers(ctx context.Context, all []*watched, stop <-chan struct{}) <-c
 	return failed
 }
 
+// raftSources starts viaStandby Sources reading through the standby's
+// address, then viaList through FromEnv with the addresses active,
+// standby, other, in that order.
+func raftSources(ctx context.Context, t *testing.T, clock *rotatetest.Clock, interval time.Duration,
+	viaStandby, viaList int, root string, active, standby, other *raftNode) []*watched {
+	t.Helper()
+	sc := standby.client(t, root)
+	var all []*watched
+	for i := range viaStandby + viaList {
+		var p *vault.Provider
+		var err error
+		if i < viaStandby {
+			p, err = vault.New(sc, "secret/prod/tessera", vault.WithService(keyprovider.Tessera))
+		} else {
+			env := map[string]string{"VAULT_ADDR": active.api + "," + standby.api + "," + other.api, "VAULT_TOKEN": root}
+			p, err = vault.FromEnv(ctx, "secret/prod/tessera", vault.WithLookupEnv(mapEnv(env)), vault.WithService(keyprovider.Tessera))
+		}
+		require.NoError(t, err)
+		all = append(all, newWatched(t, clock, p, i, viaStandby+viaList, interval))
+	}
+	return all
+}
+
 // TestRaftClusterLosesItsLeader: three nodes with integrated storage; 50
 // Sources read through a standby, 5 through a list of addresses that
 // starts with the active node; the active node is killed, the cluster
@@ -284,19 +314,7 @@ func TestRaftClusterLosesItsLeader(t *testing.T) {
 
 	const interval, viaStandby, viaList = time.Minute, 50, 5
 	clock := rotatetest.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	sc := standby.client(t, root)
-	var all []*watched
-	for i := range viaStandby + viaList {
-		var p *vault.Provider
-		if i < viaStandby {
-			p, err = vault.New(sc, "secret/prod/tessera", vault.WithService(keyprovider.Tessera))
-		} else {
-			env := map[string]string{"VAULT_ADDR": active.api + "," + standby.api + "," + other.api, "VAULT_TOKEN": root}
-			p, err = vault.FromEnv(ctx, "secret/prod/tessera", vault.WithLookupEnv(mapEnv(env)), vault.WithService(keyprovider.Tessera))
-		}
-		require.NoError(t, err)
-		all = append(all, newWatched(t, clock, p, i, viaStandby+viaList, interval))
-	}
+	all := raftSources(ctx, t, clock, interval, viaStandby, viaList, root, active, standby, other)
 	onlyActive, err := vault.New(active.client(t, root), "secret/prod/tessera")
 	require.NoError(t, err)
 	require.True(t, clock.BlockUntil(ctx, len(all)), "every first fetch done")
@@ -345,6 +363,12 @@ func TestRaftClusterLosesItsLeader(t *testing.T) {
 		h := w.src.Health()
 		assert.Equal(t, rotate.Fresh, h.State, "source %d: %v", i, h.LastError)
 	}
+	var failures uint64
+	for _, w := range all {
+		failures += w.src.Health().Failures
+	}
+	t.Logf("%d sources: %d failed refreshes in all, every one served on; rotated key picked up by all within %v of fake time",
+		len(all), failures, interval)
 	_, err = onlyActive.Fetch(ctx)
 	assert.ErrorIs(t, err, keyprovider.ErrUnavailable, "a client of the dead node alone cannot read")
 }
