@@ -172,3 +172,28 @@ func TestAddressesNeedAClientFromEnv(t *testing.T) {
 	_, err := vault.New(c, "secret/app", vault.WithAddresses("http://127.0.0.1:2"))
 	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 }
+
+// TestAddressesLeaveRedirectsAlone: a standby's redirect to the active
+// node goes where it points, not to one of the addresses.
+func TestAddressesLeaveRedirectsAlone(t *testing.T) {
+	activeNode := newFakeVault(t, keyprovidertest.KeyA)
+	standbyNode := newFakeVault(t, keyprovidertest.KeyB)
+	standbyNode.setAnswer(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Redirect(w, r, activeNode.URL()+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		return true
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+	env := map[string]string{"VAULT_ADDR": refused + "," + standbyNode.URL(), "VAULT_TOKEN": injectedToken}
+	p, err := vault.FromEnv(context.Background(), "app", vault.WithLookupEnv(mapEnv(env)),
+		vault.WithMount("secret"), vault.WithKVVersion(2))
+	require.NoError(t, err)
+	defer p.Close()
+	k, err := p.Fetch(context.Background())
+	require.NoError(t, err)
+	assertKey(t, keyprovidertest.KeyA, k, "read from the node the redirect named")
+	assert.Len(t, standbyNode.seen(), 1)
+	assert.Len(t, activeNode.seen(), 1)
+}
