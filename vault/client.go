@@ -21,9 +21,9 @@ import (
 // the variables the Vault CLI reads:
 //
 //   - VAULT_ADDR (default https://127.0.0.1:8200), or VAULT_AGENT_ADDR,
-//     which wins, as with the CLI. VAULT_ADDR may list several addresses
-//     separated by commas, tried in turn (see [Options.Addresses]); the
-//     Vault CLI itself takes only one.
+//     which wins, as with the CLI; [Options.Addresses] wins over both.
+//     VAULT_ADDR may list several addresses separated by commas, tried in
+//     turn (see Options.Addresses); the Vault CLI itself takes only one.
 //   - VAULT_TOKEN, VAULT_NAMESPACE (Options.Namespace wins over it).
 //   - VAULT_CACERT, VAULT_CACERT_BYTES, VAULT_CAPATH, VAULT_CLIENT_CERT,
 //     VAULT_CLIENT_KEY, VAULT_TLS_SERVER_NAME, VAULT_SKIP_VERIFY.
@@ -99,11 +99,11 @@ func newClient(e env, processEnv bool, addrs []string) (*api.Client, *http.Trans
 	if err != nil {
 		return nil, nil, err
 	}
+	if agent := e.get(api.EnvVaultAgentAddr); len(addrs) == 0 && agent != "" {
+		addrs = []string{agent}
+	}
 	if len(addrs) == 0 {
 		addrs = splitAddresses(e.get(api.EnvVaultAddress))
-	}
-	if agent := e.get(api.EnvVaultAgentAddr); agent != "" {
-		addrs = []string{agent}
 	}
 	if len(addrs) == 0 {
 		addrs = []string{api.DefaultAddress}
