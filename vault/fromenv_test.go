@@ -2,8 +2,12 @@ package vault_test
 
 import (
 	"context"
+	"encoding/pem"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -196,4 +200,45 @@ func TestAddressesLeaveRedirectsAlone(t *testing.T) {
 	assertKey(t, keyprovidertest.KeyA, k, "read from the node the redirect named")
 	assert.Len(t, standbyNode.seen(), 1)
 	assert.Len(t, activeNode.seen(), 1)
+}
+
+// TestFromEnvTLSSettingsComeFromTheInjectedEnvironment: VAULT_CACERT and
+// VAULT_SKIP_VERIFY are read through LookupEnv; the process's
+// VAULT_SKIP_VERIFY does not weaken an injected environment's client.
+func TestFromEnvTLSSettingsComeFromTheInjectedEnvironment(t *testing.T) {
+	f := newFakeVault(t, keyprovidertest.KeyA)
+	f.srv.Close() // its handler is served over TLS instead
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(tlsSrv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	cert := tlsSrv.Certificate()
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600))
+	t.Setenv("VAULT_SKIP_VERIFY", "true")
+	t.Setenv("VAULT_CACERT", "")
+
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want error
+	}{
+		"injected CA":          {map[string]string{"VAULT_CACERT": caFile}, nil},
+		"injected skip-verify": {map[string]string{"VAULT_SKIP_VERIFY": "1"}, nil},
+		"neither: the process's skip-verify is not used": {map[string]string{}, keyprovider.ErrUnavailable},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.env["VAULT_ADDR"] = tlsSrv.URL
+			tc.env["VAULT_MAX_RETRIES"] = "0"
+			p, err := vault.FromEnv(context.Background(), "app", vault.WithLookupEnv(mapEnv(tc.env)),
+				vault.WithMount("secret"), vault.WithKVVersion(2))
+			require.NoError(t, err)
+			defer p.Close()
+			k, err := p.Fetch(context.Background())
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+				assert.Contains(t, err.Error(), "certificate")
+				return
+			}
+			require.NoError(t, err)
+			assertKey(t, keyprovidertest.KeyA, k)
+		})
+	}
 }
