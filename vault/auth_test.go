@@ -23,7 +23,7 @@ func TestAppRoleRenewsThenLogsInAgainAcrossMaxTTL(t *testing.T) {
 	c, p := appRoleProvider(t, root, "2s", "6s")
 	k, err := p.Fetch(ctx)
 	require.NoError(t, err, "logs in before the first read")
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	first := c.Token()
 	require.NotEmpty(t, first)
 
@@ -33,14 +33,14 @@ func TestAppRoleRenewsThenLogsInAgainAcrossMaxTTL(t *testing.T) {
 	require.NoError(t, err, "the login token was renewed past its TTL")
 	k, err = p.Fetch(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.Equal(t, first, c.Token(), "no new login while renewal works")
 
 	// Past its 6 s max TTL it cannot be renewed: the provider logs in again.
 	waitUntil(t, 4*time.Second)
 	k, err = p.Fetch(ctx)
 	require.NoError(t, err, "logs in again after the max TTL")
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.NotEqual(t, first, c.Token(), "a new token")
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "Close is idempotent")
@@ -65,7 +65,7 @@ func TestForbiddenExpiredTokenLogsInAgain(t *testing.T) {
 	}
 	k, err := p.Fetch(ctx)
 	require.NoError(t, err, "logs in again after the 403")
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.NotEqual(t, first, c.Token())
 }
 

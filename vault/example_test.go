@@ -16,18 +16,20 @@ import (
 // (With keyprovider.FromEnv, TESSERA_API_KEY=vault://secret/prod/tessera
 // does the same without KEY_PATH.)
 func ExampleFromEnv() {
-	p, err := vault.FromEnv(os.Getenv("KEY_PATH"), vault.WithService(keyprovider.Tessera))
+	ctx := context.Background()
+	p, err := vault.FromEnv(ctx, os.Getenv("KEY_PATH"), vault.WithService(keyprovider.Tessera))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	defer p.Close() // idempotent; closes the client FromEnv built
 	src, err := rotate.New(p)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer src.Close()
-	k, err := src.Token(context.Background())
+	k, err := src.Token(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return

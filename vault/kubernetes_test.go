@@ -112,7 +112,7 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`))
 	defer p.Close()
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.GreaterOrEqual(t, reviews.Load(), int64(1), "Vault asked the TokenReview API")
 	assert.NotEmpty(t, c.Token())
 }

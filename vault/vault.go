@@ -13,6 +13,15 @@
 // that was deleted or destroyed is an error (ErrNotFound), never the
 // previous value.
 //
+// # Clients
+//
+// [New] reads through a client the caller made and owns. [FromEnv] builds
+// one, and owns it, from VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE and the
+// TLS variables, read only through [Options.LookupEnv]; given several
+// addresses ([Options.Addresses], or a comma-separated VAULT_ADDR), its
+// client tries them in turn, so that the death of the one node it points
+// at does not stop reads while the cluster has a leader.
+//
 // # Authentication
 //
 // The client's token is used as it is (VAULT_TOKEN, or whatever the caller
@@ -29,15 +38,16 @@
 // [keyprovider.ErrPermission]; a sealed Vault, 5xx, connection failures and
 // timeouts to [keyprovider.ErrUnavailable]; a value that is not a string,
 // empty, or not a valid key to [keyprovider.ErrInvalidKey]. The client's
-// *api.ResponseError stays reachable with errors.As.
+// *api.ResponseError stays reachable with errors.As. Vault's messages are
+// quoted, scrubbed of every token the provider holds and of anything
+// shaped like a key. A path with a "." or ".." segment or a namespace with
+// a control character is ErrInvalidKey from New, before any request.
 package vault
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,59 +55,15 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
-
-// DefaultField is the field of the secret read when [Options.Field] is
-// empty.
-const DefaultField = "api_key"
-
-// Options configure a [Provider]. The zero value of every field means its
-// default.
-type Options struct {
-	// Field is the field of the secret holding the key. Empty means
-	// DefaultField.
-	Field string
-	// Mount is the KV engine's mount path ("secret"); with it, path is
-	// relative to the mount. Empty means: found from the path, as the CLI
-	// does.
-	Mount string
-	// KVVersion forces the engine's version, 1 or 2. Zero means: read it
-	// from the mount's options.
-	KVVersion int
-	// Version pins a KV v2 version. Zero means the latest.
-	Version int
-	// Namespace is the Vault Enterprise namespace. Empty means the
-	// client's (VAULT_NAMESPACE).
-	Namespace string
-	// Service, when set, checks keys against it; the zero Service checks
-	// only that the key can go in a header.
-	Service keyprovider.Service
-	// Auth, when set, logs the client in before the first read and again
-	// when a read is refused with 403. Nil means the client's token is used
-	// as it is.
-	Auth api.AuthMethod
-}
-
-// Option changes [Options].
-type Option func(*Options)
-
-// WithField sets Options.Field.
-func WithField(field string) Option { return func(o *Options) { o.Field = field } }
-
-// WithVersion sets Options.Version.
-func WithVersion(v int) Option { return func(o *Options) { o.Version = v } }
-
-// WithService sets Options.Service.
-func WithService(svc keyprovider.Service) Option { return func(o *Options) { o.Service = svc } }
-
-// WithAuth sets Options.Auth.
-func WithAuth(auth api.AuthMethod) Option { return func(o *Options) { o.Auth = auth } }
 
 // Provider reads a key from Vault. It is safe for concurrent use.
 type Provider struct {
-	c    *api.Client
-	path string
-	o    Options
+	c     *api.Client
+	path  string
+	o     Options
+	owned interface{ CloseIdleConnections() } // the transport FromEnv made; nil for New
 
 	mu       sync.Mutex // guards the fields below
 	resolved bool       // mount and KV version known
@@ -105,39 +71,39 @@ type Provider struct {
 	rel      string     // the secret's path below the mount
 	kv       int
 	loggedIn bool
+	tokens   []string             // tokens held before the current one, to scrub
 	watcher  *api.LifetimeWatcher // renews the login token; nil if none
 	closed   bool
 	wg       sync.WaitGroup // the watcher's goroutine
 }
 
 // New returns a Provider reading path ("secret/prod/tessera", as given to
-// "vault kv get") through client. It does no I/O.
+// "vault kv get") through client, which stays the caller's: [Provider.Close]
+// does not close it. New does no I/O. A bad configuration (a nil client, a
+// path with a "." or ".." segment, plain or percent-encoded, a namespace
+// with CR or LF, an out-of-range version) is an error wrapping
+// keyprovider.ErrInvalidKey, so such a path never reaches the client, which
+// would resolve "kv/..%2F..%2Fsys/..." to another endpoint.
 func New(client *api.Client, path string, opts ...Option) (*Provider, error) {
-	var o Options
-	for _, opt := range opts {
-		opt(&o)
+	o := collect(opts)
+	if len(o.Addresses) > 0 {
+		return nil, failure(strings.Trim(path, "/")+"#"+cmp.Or(o.Field, DefaultField),
+			badConfig("Addresses need a client FromEnv builds; New uses the client's own address"))
 	}
-	if o.Field == "" {
-		o.Field = DefaultField
-	}
+	return newProvider(client, path, o)
+}
+
+// newProvider checks o and makes the Provider.
+func newProvider(client *api.Client, path string, o Options) (*Provider, error) {
 	path = strings.Trim(path, "/")
-	bad := func(format string, args ...any) error {
-		return &keyprovider.Error{Provider: "vault", Ref: path, Kind: keyprovider.ErrInvalidKey, Err: fmt.Errorf(format, args...)}
+	if err := o.check(path); err != nil {
+		return nil, failure(path+"#"+o.Field, err)
 	}
-	switch {
-	case client == nil:
-		return nil, bad("nil client")
-	case path == "":
-		return nil, bad("empty path")
-	case o.KVVersion != 0 && o.KVVersion != 1 && o.KVVersion != 2:
-		return nil, bad("KV version %d: want 1 or 2", o.KVVersion)
-	case o.Version < 0:
-		return nil, bad("negative version %d", o.Version)
-	case o.Version > 0 && o.KVVersion == 1:
-		return nil, bad("a version is pinned, but KV v1 has no versions")
+	if client == nil {
+		return nil, failure(path+"#"+o.Field, badConfig("nil client"))
 	}
 	if o.Namespace != "" {
-		client = client.WithNamespace(o.Namespace)
+		client = client.WithNamespace(o.Namespace) // a shallow copy: the caller's client is untouched
 	}
 	p := &Provider{c: client, path: path, o: o}
 	if o.Mount != "" && o.KVVersion != 0 {
@@ -146,19 +112,9 @@ func New(client *api.Client, path string, opts ...Option) (*Provider, error) {
 	return p, nil
 }
 
-// FromEnv returns a Provider over a client configured from the environment
-// (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT and the other
-// variables the Vault CLI reads).
-func FromEnv(path string, opts ...Option) (*Provider, error) {
-	client, err := api.NewClient(api.DefaultConfig())
-	if err != nil {
-		return nil, &keyprovider.Error{Provider: "vault", Ref: path, Kind: keyprovider.ErrInvalidKey, Err: err}
-	}
-	return New(client, path, opts...)
-}
-
-// String describes the provider without its token: "vault(secret/prod/tessera#api_key)".
-func (p *Provider) String() string { return "vault(" + p.ref() + ")" }
+// String describes the provider without its token:
+// "vault(secret/prod/tessera#api_key)", scrubbed as errors are.
+func (p *Provider) String() string { return "vault(" + printable(redact.String(p.ref())) + ")" }
 
 func (p *Provider) ref() string { return p.path + "#" + p.o.Field }
 
@@ -166,6 +122,9 @@ func (p *Provider) ref() string { return p.path + "#" + p.o.Field }
 func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return keyprovider.Key{}, p.fail(err)
+	}
+	if p.isClosed() {
+		return keyprovider.Key{}, p.fail(errClosed)
 	}
 	k, err := p.read(ctx)
 	if err != nil && p.o.Auth != nil && isForbidden(err) && ctx.Err() == nil {
@@ -266,133 +225,8 @@ func (p *Provider) resolve(ctx context.Context) (mount, rel string, kv int, err 
 	return mount, rel, kv, nil
 }
 
-// login logs the client in with Options.Auth, before the first read or, with
-// again set, after a 403.
-func (p *Provider) login(ctx context.Context, again bool) error {
-	if p.o.Auth == nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.loggedIn && !again {
-		return nil
-	}
-	secret, err := p.c.Auth().Login(ctx, p.o.Auth)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	p.loggedIn = true
-	p.renewLocked(secret)
-	return nil
-}
-
-// renewLocked keeps a renewable login token alive with Vault's
-// LifetimeWatcher, on a goroutine the Provider owns (Close stops it and
-// waits). When the token can be renewed no more (its max TTL), the next
-// Fetch logs in again. p.mu is held.
-func (p *Provider) renewLocked(secret *api.Secret) {
-	if p.watcher != nil {
-		p.watcher.Stop()
-		p.watcher = nil
-	}
-	if p.closed || secret == nil || secret.Auth == nil || !secret.Auth.Renewable {
-		return
-	}
-	w, err := p.c.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
-	if err != nil {
-		return // not renewable after all: the next 403 logs in again
-	}
-	p.watcher = w
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		w.Start() // returns when the token is past renewal, or on Stop
-		<-w.DoneCh()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.watcher == w {
-			p.watcher = nil
-			p.loggedIn = false
-		}
-	}()
-}
-
-// Close stops renewing the login token, if one is being renewed, and waits
-// for the goroutine that does it. It is idempotent and returns nil. A
-// Provider without Options.Auth starts no goroutine and need not be closed.
-func (p *Provider) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	w := p.watcher
-	p.watcher = nil
-	p.mu.Unlock()
-	if w != nil {
-		w.Stop()
-	}
-	p.wg.Wait()
-	return nil
-}
-
-type secretGone struct {
-	version int
-	how     string
-}
-
-func (e *secretGone) Error() string {
-	return fmt.Sprintf("the latest version (%d) is %s", e.version, e.how)
-}
-
-type missingField struct{ field string }
-
-func (e *missingField) Error() string { return fmt.Sprintf("the secret has no field %q", e.field) }
-
-type missingMount struct{}
-
-func (e *missingMount) Error() string { return "no secrets engine is mounted at this path" }
-
-func isForbidden(err error) bool {
-	var re *api.ResponseError
-	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
-}
-
-// fail wraps err with the provider and reference, classified by kind.
+// fail wraps err with the provider and reference, classified and scrubbed
+// of every token the provider holds, through failure.
 func (p *Provider) fail(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &keyprovider.Error{Provider: "vault", Ref: p.ref(), Err: err}
-	}
-	return &keyprovider.Error{Provider: "vault", Ref: p.ref(), Kind: kind(err), Err: err}
-}
-
-// kind maps a failure onto the sentinel it belongs to: the one place where
-// Vault's answers are classified.
-func kind(err error) error {
-	var (
-		re   *api.ResponseError
-		ve   *keyprovider.ValidationError
-		ne   net.Error
-		gone *secretGone
-		mf   *missingField
-		mm   *missingMount
-	)
-	switch {
-	case errors.As(err, &ve):
-		return keyprovider.ErrInvalidKey
-	case errors.Is(err, api.ErrSecretNotFound), errors.As(err, &gone), errors.As(err, &mf), errors.As(err, &mm):
-		return keyprovider.ErrNotFound
-	case errors.As(err, &re):
-		switch {
-		case re.StatusCode == http.StatusNotFound:
-			return keyprovider.ErrNotFound
-		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
-			return keyprovider.ErrPermission
-		case re.StatusCode == http.StatusBadRequest:
-			return keyprovider.ErrInvalidKey
-		default: // 429, 5xx, 503 sealed or standby
-			return keyprovider.ErrUnavailable
-		}
-	case errors.As(err, &ne):
-		return keyprovider.ErrUnavailable
-	default:
-		return keyprovider.ErrUnavailable
-	}
+	return failure(p.ref(), err, p.secrets()...)
 }

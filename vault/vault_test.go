@@ -28,8 +28,10 @@ func devClient(t *testing.T) *api.Client {
 		}
 		t.Skip("no Vault dev server: VAULT_ADDR and VAULT_TOKEN are not set (make test starts one)")
 	}
-	c, err := api.NewClient(api.DefaultConfig())
+	cfg := api.DefaultConfig()
+	c, err := api.NewClient(cfg)
 	require.NoError(t, err)
+	t.Cleanup(cfg.HttpClient.CloseIdleConnections)
 	if _, err := c.Sys().Health(); err != nil {
 		t.Fatalf("Vault at %s does not answer: %v", c.Address(), err)
 	}
@@ -116,26 +118,26 @@ func TestKV2VersionsFieldsAndRotation(t *testing.T) {
 	require.NoError(t, err)
 	k, err := fetch(t, p)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal())
+	assertKey(t, keyprovidertest.KeyA, k)
 	assert.Equal(t, "1", k.Version())
 
 	other, err := vault.New(c, mount+"/"+path, vault.WithField("other"))
 	require.NoError(t, err)
 	k, err = fetch(t, other)
 	require.NoError(t, err)
-	assert.Equal(t, "sk-tessera-otherField1", k.Reveal(), "field selection")
+	assertKey(t, "sk-tessera-otherField1", k, "field selection")
 
 	put2(t, c, mount, path, map[string]any{"api_key": keyprovidertest.KeyB})
 	k, err = fetch(t, p)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyB, k.Reveal(), "a new version is picked up by the next fetch")
+	assertKey(t, keyprovidertest.KeyB, k, "a new version is picked up by the next fetch")
 	assert.Equal(t, "2", k.Version())
 
 	pinned, err := vault.New(c, mount+"/"+path, vault.WithVersion(1))
 	require.NoError(t, err)
 	k, err = fetch(t, pinned)
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal(), "a pinned version")
+	assertKey(t, keyprovidertest.KeyA, k, "a pinned version")
 	assert.Equal(t, "1", k.Version())
 
 	_, err = fetch(t, other)
@@ -198,7 +200,7 @@ func TestMissingPathFieldMountAndBadValues(t *testing.T) {
 			var kerr *keyprovider.Error
 			require.ErrorAs(t, err, &kerr)
 			assert.Equal(t, "vault", kerr.Provider)
-			assert.NotContains(t, err.Error(), "tesseral_secret_key_abc")
+			assertNotLeaked(t, err.Error(), "tesseral_secret_key_abc")
 		})
 	}
 }
@@ -216,24 +218,25 @@ func TestPolicyDenialIsPermission(t *testing.T) {
 	require.NoError(t, err)
 	restricted.SetToken(tok.Auth.ClientToken)
 
-	p, err := vault.New(restricted, path, func(o *vault.Options) { o.Mount = mount; o.KVVersion = 2 })
+	p, err := vault.New(restricted, path, vault.WithMount(mount), vault.WithKVVersion(2))
 	require.NoError(t, err)
 	_, err = fetch(t, p)
 	assert.ErrorIs(t, err, keyprovider.ErrPermission)
 	var re *api.ResponseError
 	require.True(t, errors.As(err, &re), "the client's ResponseError stays reachable")
 	assert.Equal(t, 403, re.StatusCode)
-	assert.NotContains(t, err.Error(), tok.Auth.ClientToken, "the token never appears in an error")
+	assertNotLeaked(t, err.Error(), tok.Auth.ClientToken)
 }
 
 func TestUnreachableVaultIsUnavailable(t *testing.T) {
 	cfg := api.DefaultConfig()
 	cfg.Address = "http://127.0.0.1:1" // nothing listens there
+	t.Cleanup(cfg.HttpClient.CloseIdleConnections)
 	cfg.MaxRetries = 0
 	c, err := api.NewClient(cfg)
 	require.NoError(t, err)
 	c.SetToken("never-sent-anywhere")
-	p, err := vault.New(c, "secret/app", func(o *vault.Options) { o.Mount = "secret"; o.KVVersion = 2 })
+	p, err := vault.New(c, "secret/app", vault.WithMount("secret"), vault.WithKVVersion(2))
 	require.NoError(t, err)
 	_, err = fetch(t, p)
 	assert.ErrorIs(t, err, keyprovider.ErrUnavailable)
@@ -249,9 +252,9 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 	}{
 		"nil client":        {nil, "secret/x", nil},
 		"empty path":        {c, "/", nil},
-		"bad KV version":    {c, "secret/x", []vault.Option{func(o *vault.Options) { o.KVVersion = 3 }}},
+		"bad KV version":    {c, "secret/x", []vault.Option{vault.WithKVVersion(3)}},
 		"negative version":  {c, "secret/x", []vault.Option{vault.WithVersion(-1)}},
-		"version with KVv1": {c, "secret/x", []vault.Option{vault.WithVersion(2), func(o *vault.Options) { o.KVVersion = 1 }}},
+		"version with KVv1": {c, "secret/x", []vault.Option{vault.WithVersion(2), vault.WithKVVersion(1)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, err := vault.New(tc.client, tc.path, tc.opts...)
@@ -277,6 +280,6 @@ func TestReferenceThroughFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	k, err := p.Fetch(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, keyprovidertest.KeyA, k.Reveal(), "the pinned version of the referenced field")
+	assertKey(t, keyprovidertest.KeyA, k, "the pinned version of the referenced field")
 	assert.Equal(t, "1", k.Version())
 }
