@@ -93,9 +93,10 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 //
 // A value is a reference when it starts with "scheme://"; one of an unknown
 // scheme is an error, never taken for a key. The variables follow the rules
-// of package env, read by the same code: a variable set to the empty string
-// (or white space) counts as unset, so TESSERA_API_KEY="" alone is
-// [ErrNotFound], as is setting neither; setting both the variable and its
+// of package env, read by the same code: setting neither is [ErrNotFound];
+// a variable set to the empty string (or white space) yields to its twin,
+// and is [ErrInvalidKey] without one (TESSERA_API_KEY="" alone: something
+// is configured, and it is no key); setting both the variable and its
 // _FILE variable is [ErrInvalidKey]. The file named by _FILE holds the key
 // itself, never a reference; a relative path is made absolute against the
 // working directory, once.
@@ -253,7 +254,7 @@ var fileScheme = Scheme{
 }
 
 // readVar reads the key held literally in the variable name, by the rules
-// of package envread: unset or blank is ErrNotFound.
+// of package envread: unset is ErrNotFound, blank ErrInvalidKey.
 func readVar(lookup func(string) (string, bool), name string, svc Service) (Key, error) {
 	v, err := envread.Var(lookup, name)
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -147,9 +148,12 @@ func NewResolver() *Resolver {
 var defaultResolver = NewResolver()
 
 // Register adds s to r. Like database/sql's Register, it panics if s.Name
-// is not a valid lower-case scheme name, if s.Open is nil, or if r already
-// has a scheme of that name, env and file included: two packages claiming
-// one scheme is a bug to find at start-up, not a choice to make silently.
+// is not a valid lower-case scheme name, if s.Open is nil, if r already
+// has a scheme of that name, env and file included, or if a Resolver of the
+// process has one of that name with another grammar (Field, Params, Opaque,
+// Parse, Format): two packages claiming one scheme is a bug to find at
+// start-up, not a choice to make silently. Open may differ between
+// Resolvers.
 func (r *Resolver) Register(s Scheme) {
 	if got, rest, ok := envread.SplitScheme(s.Name + "://"); !ok || rest != "" || got != strings.ToLower(got) {
 		panic(fmt.Sprintf("keyprovider: Register of invalid scheme %q (want lower-case letters, digits, +, - and .)", s.Name))
@@ -163,8 +167,10 @@ func (r *Resolver) Register(s Scheme) {
 	if _, dup := r.schemes[s.Name]; dup {
 		panic("keyprovider: Register called twice for scheme " + s.Name)
 	}
+	if g, loaded := grammars.LoadOrStore(s.Name, &s); loaded && !sameGrammar(g.(*Scheme), &s) {
+		panic("keyprovider: Register of scheme " + s.Name + " with another grammar than it was registered with before")
+	}
 	r.schemes[s.Name] = &s
-	rememberGrammar(&s)
 }
 
 // Schemes returns the names of the schemes r knows, sorted.
@@ -181,10 +187,24 @@ func (r *Resolver) scheme(name string) *Scheme {
 }
 
 // grammars holds the first Scheme registered under each name on any
-// Resolver, so that [Ref.String] writes a Ref in its scheme's grammar.
+// Resolver, so that [Ref.String] writes a Ref in its scheme's grammar. A
+// name has one grammar in a process: Register refuses another.
 var grammars sync.Map // name → *Scheme
 
-func rememberGrammar(s *Scheme) { grammars.LoadOrStore(s.Name, s) }
+// sameGrammar reports whether a and b parse and format alike: the same
+// flags and parameters, and the same Parse and Format functions.
+func sameGrammar(a, b *Scheme) bool {
+	return a.Field == b.Field && a.Opaque == b.Opaque && slices.Equal(a.Params, b.Params) &&
+		funcPC(a.Parse) == funcPC(b.Parse) && funcPC(a.Format) == funcPC(b.Format)
+}
+
+func funcPC(f any) uintptr {
+	v := reflect.ValueOf(f)
+	if v.IsNil() {
+		return 0
+	}
+	return v.Pointer()
+}
 
 // genericScheme is the grammar of a Ref whose scheme no Resolver knows.
 var genericScheme = Scheme{Field: true}

@@ -13,11 +13,15 @@
 //
 // # Rules
 //
-//   - A variable set to the empty string, or to white space only, counts as
-//     unset: Compose and Kubernetes manifests often pass "NAME=" through. So
-//     NAME="" with no NAME_FILE is [ErrNotSet] (the root's ErrNotFound),
-//     exactly as if NAME were not set at all.
-//   - NAME and NAME_FILE both set is [ErrBothSet]; neither is [ErrNotSet].
+//   - A variable set to the empty string, or to white space only, yields to
+//     its twin: Compose and Kubernetes manifests often pass "NAME=" through
+//     beside a NAME_FILE.
+//   - NAME and NAME_FILE both set (to non-blank values) is [ErrBothSet].
+//   - Neither set at all is [ErrNotSet] (the root's ErrNotFound: nothing is
+//     configured). One of them set, but only to a blank value, is
+//     [ErrBlank] (the root's ErrInvalidKey): something is configured, and
+//     it is not a key, as a blank secret is in every backend. So NAME=""
+//     alone is ErrInvalidKey, for env.Provider and keyprovider.FromEnv alike.
 //   - The file must be a regular file (a symbolic link to one, as Kubernetes
 //     mounts secrets, is fine) of at most [MaxFileSize] bytes; a directory,
 //     FIFO or device is [ErrNotRegular], a larger file [ErrTooLarge]. The
@@ -54,6 +58,8 @@ const MaxFileSize = 64 << 10
 var (
 	// ErrNotSet: neither NAME nor NAME_FILE is set (to a non-blank value).
 	ErrNotSet = errors.New("not set")
+	// ErrBlank: the variable is set, but only to white space.
+	ErrBlank = errors.New("set to a blank value")
 	// ErrBothSet: NAME and NAME_FILE are both set; one must go.
 	ErrBothSet = errors.New("both the variable and its _FILE variable are set")
 	// ErrTooLarge: the file is larger than [MaxFileSize].
@@ -93,8 +99,8 @@ func Lookup(lookup LookupFunc, name string) (Value, error) {
 		lookup = os.LookupEnv
 	}
 	fileVar := name + FileSuffix
-	text := get(lookup, name)
-	path := get(lookup, fileVar)
+	text, textSet := get(lookup, name)
+	path, pathSet := get(lookup, fileVar)
 	switch {
 	case text != "" && path != "":
 		return Value{}, fmt.Errorf("%s and %s: %w; set only one", name, fileVar, ErrBothSet)
@@ -102,29 +108,34 @@ func Lookup(lookup LookupFunc, name string) (Value, error) {
 		return Value{Var: name, Text: text}, nil
 	case path != "":
 		return Value{Var: fileVar, Path: path}, nil
+	case textSet:
+		return Value{}, fmt.Errorf("%s: %w", name, ErrBlank)
+	case pathSet:
+		return Value{}, fmt.Errorf("%s: %w", fileVar, ErrBlank)
 	default:
 		return Value{}, fmt.Errorf("%s (or %s): %w", name, fileVar, ErrNotSet)
 	}
 }
 
-// Var reads the single variable name (no _FILE twin), by the same rule:
-// unset or blank is [ErrNotSet]. It returns the value trimmed.
+// Var reads the single variable name (no _FILE twin), by the same rules:
+// unset is [ErrNotSet], blank [ErrBlank]. It returns the value trimmed.
 func Var(lookup LookupFunc, name string) (string, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if v := get(lookup, name); v != "" {
+	switch v, set := get(lookup, name); {
+	case v != "":
 		return v, nil
+	case set:
+		return "", fmt.Errorf("%s: %w", name, ErrBlank)
+	default:
+		return "", fmt.Errorf("%s: %w", name, ErrNotSet)
 	}
-	return "", fmt.Errorf("%s: %w", name, ErrNotSet)
 }
 
-func get(lookup LookupFunc, name string) string {
+func get(lookup LookupFunc, name string) (value string, set bool) {
 	v, ok := lookup(name)
-	if !ok {
-		return ""
-	}
-	return strings.TrimSpace(v)
+	return strings.TrimSpace(v), ok
 }
 
 // KeyText returns the text of the key v names: the variable's text, or the
@@ -265,7 +276,7 @@ func Kind(err error) error {
 	switch {
 	case errors.Is(err, ErrNotSet):
 		return kinds.ErrNotFound
-	case errors.Is(err, ErrBothSet), errors.Is(err, ErrQuoted), errors.Is(err, ErrReference):
+	case errors.Is(err, ErrBlank), errors.Is(err, ErrBothSet), errors.Is(err, ErrQuoted), errors.Is(err, ErrReference):
 		return kinds.ErrInvalidKey
 	}
 	return FileErrKind(err)

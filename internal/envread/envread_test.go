@@ -31,10 +31,11 @@ func TestLookup(t *testing.T) {
 		{"relative file", env("K_FILE", "k.txt"), Value{Var: "K_FILE", Path: "k.txt"}, nil},
 		{"blank value counts as unset", env("K", " ", "K_FILE", "/run/k"), Value{Var: "K_FILE", Path: "/run/k"}, nil},
 		{"blank file counts as unset", env("K", "v", "K_FILE", ""), Value{Var: "K", Text: "v"}, nil},
-		{"empty value alone is not set", env("K", ""), Value{}, ErrNotSet},
+		{"empty value alone is blank", env("K", ""), Value{}, ErrBlank},
+		{"empty file alone is blank", env("K_FILE", " "), Value{}, ErrBlank},
 		{"both", env("K", "v", "K_FILE", "/run/k"), Value{}, ErrBothSet},
 		{"neither", env(), Value{}, ErrNotSet},
-		{"blank both", env("K", "", "K_FILE", "\t"), Value{}, ErrNotSet},
+		{"blank both", env("K", "", "K_FILE", "\t"), Value{}, ErrBlank},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,8 +80,8 @@ func TestVar(t *testing.T) {
 		wantErr error
 	}{
 		{env("K", " v\n"), "v", nil},
-		{env("K", ""), "", ErrNotSet},
-		{env("K", "  "), "", ErrNotSet},
+		{env("K", ""), "", ErrBlank},
+		{env("K", "  "), "", ErrBlank},
 		{env(), "", ErrNotSet},
 		{env("K_FILE", "/x"), "", ErrNotSet}, // Var reads no twin
 	} {
@@ -137,6 +138,7 @@ func TestKind(t *testing.T) {
 		want string
 	}{
 		{ErrNotSet, "key not found"},
+		{ErrBlank, "invalid key"},
 		{ErrBothSet, "invalid key"},
 		{ErrQuoted, "invalid key"},
 		{ErrReference, "invalid key"},
