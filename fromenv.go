@@ -50,7 +50,11 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 	}
 	v, err := envread.Lookup(o.LookupEnv, svc.EnvVar)
 	if err != nil {
-		return EnvSource{}, &Error{Provider: envProviderName, Ref: svc.EnvVar, Kind: envread.Kind(err), Err: err}
+		ref := svc.EnvVar
+		if v.Var != "" {
+			ref = v.Var
+		}
+		return EnvSource{}, &Error{Provider: envProviderName, Ref: ref, Kind: envread.Kind(err), Err: err}
 	}
 	if v.FromFile() {
 		path, err := filepath.Abs(v.Path)

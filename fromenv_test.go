@@ -186,7 +186,7 @@ func TestFromEnvErrors(t *testing.T) {
 		kind     error
 		contains []string
 	}{
-		{"missing", nil, keyprovider.ErrNotFound, []string{"TESSERA_API_KEY", "TESSERA_API_KEY_FILE", "not set"}},
+		{"missing", nil, keyprovider.ErrNotFound, []string{"neither TESSERA_API_KEY nor TESSERA_API_KEY_FILE is set"}},
 		{"blank", []string{"TESSERA_API_KEY", " \n"}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", "blank"}},
 		{"empty", []string{"TESSERA_API_KEY", ""}, keyprovider.ErrInvalidKey, []string{"blank"}},
 		{"empty file variable", []string{"TESSERA_API_KEY_FILE", ""}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY_FILE", "blank"}},

@@ -170,7 +170,11 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 		err = &ConflictError{Var: p.name, FileVar: p.FileVar()}
 	}
 	if err != nil {
-		return keyprovider.Key{}, p.fail(p.name, envread.Kind(err), err)
+		ref := p.name
+		if v.Var != "" {
+			ref = v.Var
+		}
+		return keyprovider.Key{}, p.fail(ref, envread.Kind(err), err)
 	}
 	raw, err := envread.KeyText(v)
 	if errors.Is(err, envread.ErrReference) {

@@ -69,7 +69,7 @@ var (
 	// ErrQuoted: the value is wrapped in quotes, which no key has.
 	ErrQuoted = errors.New("the value is wrapped in quotes, which are not part of a key (docker run --env-file keeps them): remove them")
 	// ErrReference: the value is a reference where a key belongs.
-	ErrReference = errors.New("the value is a reference (scheme://...) where the key itself belongs")
+	ErrReference = errors.New("the value holds a reference (scheme://...), not the key itself")
 )
 
 // LookupFunc reads a variable, as [os.LookupEnv] does.
@@ -92,7 +92,8 @@ func (v Value) FromFile() bool { return v.Path != "" }
 
 // Lookup finds which of name and name_FILE is set, without reading any file.
 // A nil lookup means [os.LookupEnv]. The errors are [ErrNotSet] and
-// [ErrBothSet], wrapped with the variables' names. The path is returned as
+// [ErrBothSet] and [ErrBlank], wrapped with the variables' names; with
+// ErrBlank, Value.Var names the blank variable. The path is returned as
 // written: a relative one is relative to the working directory.
 func Lookup(lookup LookupFunc, name string) (Value, error) {
 	if lookup == nil {
@@ -109,13 +110,20 @@ func Lookup(lookup LookupFunc, name string) (Value, error) {
 	case path != "":
 		return Value{Var: fileVar, Path: path}, nil
 	case textSet:
-		return Value{}, fmt.Errorf("%s: %w", name, ErrBlank)
+		return Value{Var: name}, fmt.Errorf("%s: %w", name, ErrBlank)
 	case pathSet:
-		return Value{}, fmt.Errorf("%s: %w", fileVar, ErrBlank)
+		return Value{Var: fileVar}, fmt.Errorf("%s: %w", fileVar, ErrBlank)
 	default:
-		return Value{}, fmt.Errorf("%s (or %s): %w", name, fileVar, ErrNotSet)
+		return Value{}, notSetError{name: name, fileVar: fileVar}
 	}
 }
+
+// notSetError names the two variables of which neither is set; it matches
+// [ErrNotSet].
+type notSetError struct{ name, fileVar string }
+
+func (e notSetError) Error() string        { return "neither " + e.name + " nor " + e.fileVar + " is set" }
+func (e notSetError) Is(target error) bool { return target == ErrNotSet }
 
 // Var reads the single variable name (no _FILE twin), by the same rules:
 // unset is [ErrNotSet], blank [ErrBlank]. It returns the value trimmed.
