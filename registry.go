@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -151,7 +150,7 @@ var defaultResolver = NewResolver()
 // is not a valid lower-case scheme name, if s.Open is nil, if r already
 // has a scheme of that name, env and file included, or if a Resolver of the
 // process has one of that name with another grammar (Field, Params, Opaque,
-// Parse, Format): two packages claiming one scheme is a bug to find at
+// Parse or Format set or not): two packages claiming one scheme is a bug to find at
 // start-up, not a choice to make silently. Open may differ between
 // Resolvers.
 func (r *Resolver) Register(s Scheme) {
@@ -191,19 +190,12 @@ func (r *Resolver) scheme(name string) *Scheme {
 // name has one grammar in a process: Register refuses another.
 var grammars sync.Map // name → *Scheme
 
-// sameGrammar reports whether a and b parse and format alike: the same
-// flags and parameters, and the same Parse and Format functions.
+// sameGrammar reports whether a and b can be the same grammar: the same
+// flags and parameters, and Parse and Format set alike. (Functions cannot be
+// compared: an inlined constructor makes a new closure each time.)
 func sameGrammar(a, b *Scheme) bool {
 	return a.Field == b.Field && a.Opaque == b.Opaque && slices.Equal(a.Params, b.Params) &&
-		funcPC(a.Parse) == funcPC(b.Parse) && funcPC(a.Format) == funcPC(b.Format)
-}
-
-func funcPC(f any) uintptr {
-	v := reflect.ValueOf(f)
-	if v.IsNil() {
-		return 0
-	}
-	return v.Pointer()
+		(a.Parse == nil) == (b.Parse == nil) && (a.Format == nil) == (b.Format == nil)
 }
 
 // genericScheme is the grammar of a Ref whose scheme no Resolver knows.

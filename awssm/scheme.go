@@ -53,7 +53,6 @@ func Scheme() keyprovider.Scheme {
 		Field:  true,
 		Params: []string{"region", "stage", "version-id"},
 		Parse:  parseRef,
-		Format: func(r keyprovider.Ref) []string { return []string{r.Path} },
 		Open:   openRef,
 	}
 }
@@ -208,14 +207,12 @@ func (e environment) loadOptions() []func(*config.LoadOptions) error {
 	if !e.injected() {
 		return nil
 	}
-	profile := e.first("AWS_PROFILE")
-	if profile == "" {
-		profile = "default" // a missing default profile is no error
-	}
 	load := []func(*config.LoadOptions) error{
-		config.WithSharedConfigProfile(profile),
 		config.WithSharedConfigFiles(nonEmpty(e.first("AWS_CONFIG_FILE"))),
 		config.WithSharedCredentialsFiles(nonEmpty(e.first("AWS_SHARED_CREDENTIALS_FILE"))),
+	}
+	if p := e.first("AWS_PROFILE"); p != "" {
+		load = append(load, config.WithSharedConfigProfile(p))
 	}
 	id, secret := e.first("AWS_ACCESS_KEY_ID"), e.first("AWS_SECRET_ACCESS_KEY")
 	switch {

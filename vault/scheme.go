@@ -49,7 +49,7 @@ func Scheme() keyprovider.Scheme {
 		Field:  true,
 		Params: []string{"version", "namespace"},
 		Parse:  parseRef,
-		Format: func(r keyprovider.Ref) []string { return append([]string{r.Mount}, strings.Split(r.Path, "/")...) },
+		Format: formatRef,
 		Open:   openRef,
 	}
 }
@@ -85,6 +85,11 @@ func parseRef(parts []string, r *keyprovider.Ref) error {
 	}
 	r.Mount, r.Path = mount, path
 	return nil
+}
+
+// formatRef is parseRef's inverse: the mount, then the path's segments.
+func formatRef(r keyprovider.Ref) []string {
+	return append([]string{r.Mount}, strings.Split(r.Path, "/")...)
 }
 
 // checkSegments refuses an empty, "." or ".." segment in p, and control
