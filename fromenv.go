@@ -129,7 +129,7 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 //
 //	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera)
 //	src, err := rotate.New(p)
-//	client := keyprovider.NewClient(src)
+//	client := keyprovider.NewClient(src, keyprovider.WithService(keyprovider.Tessera))
 //
 // [WithLookupEnv] replaces the process environment (in tests, or to read an
 // env file); the variables backends configure themselves from (VAULT_ADDR,

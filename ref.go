@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/keyprovider/keyprovider/internal/envread"
 	scrubber "github.com/keyprovider/keyprovider/internal/redact"
 )
 
@@ -68,8 +67,8 @@ func (r Ref) Param(name string) string { return r.Params[name] }
 // A reference can be a pasted key (TESSERA_API_KEY=file://sk-tessera-…), so
 // a RefError never holds one: every part of Ref and Reason that could be a
 // key (a known key prefix, or long high-entropy text) is replaced by its
-// fingerprint, and Ref is cut to [maxShownRef] bytes; Error scrubs again,
-// also a RefError built by hand.
+// fingerprint, and Ref is cut to 96 bytes; Error scrubs again, so a
+// RefError built by hand prints no key either.
 type RefError struct {
 	// Var is the variable the reference was read from, if any:
 	// "TESSERA_API_KEY".
@@ -477,7 +476,3 @@ func unhex(c byte) byte {
 		return c - '0'
 	}
 }
-
-// looksLikeRef reports whether s has the shape of a reference
-// ("scheme://..."), known scheme or not.
-func looksLikeRef(s string) bool { return envread.IsRef(s) }
