@@ -9,20 +9,26 @@ import (
 )
 
 func ExampleParseRef() {
-	ref, err := keyprovider.ParseRef("vault://secret/apps/tessera?version=3#api_key")
+	ref, err := keyprovider.ParseRef("file:///run/secrets/tessera%20key")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(ref.Scheme, ref.Mount, ref.Path, ref.Field, ref.Param("version"))
-	fmt.Println(ref) // canonical text: the field first
+	fmt.Println(ref.Scheme, ref.Path)
+	fmt.Println(ref) // canonical text
 
-	_, err = keyprovider.ParseRef("vault://secret/apps/tessera#api_key?verison=3")
+	// vault:// is package vault's scheme; this program does not import it.
+	_, err = keyprovider.ParseRef("vault://secret/apps/tessera#api_key")
+	fmt.Println(errors.Is(err, keyprovider.ErrSchemeNotLinked))
+
+	// A key pasted where a reference belongs is never printed.
+	_, err = keyprovider.ParseRef("file://sk-tessera-Zq9x7Lm2Pr4TkV8wQ3nB")
 	fmt.Println(err)
 	// Output:
-	// vault secret apps/tessera api_key 3
-	// vault://secret/apps/tessera#api_key?version=3
-	// keyprovider: reference "vault://secret/apps/tessera#api_key?verison=3": unknown parameter "verison" (allowed: version, namespace)
+	// file /run/secrets/tessera key
+	// file:///run/secrets/tessera%20key
+	// true
+	// keyprovider: reference "file://sk-tessera-…2aec8cdb0239": file:// takes an absolute path, after three slashes: file:///run/secrets/tessera
 }
 
 func ExampleFromEnv() {
@@ -62,20 +68,26 @@ func ExampleFromEnv() {
 	// keyprovider: TESSERAL_API_KEY: reference "awssm://prod/tesseral#api_key": awssm:// needs its backend: add import _ "github.com/keyprovider/keyprovider/awssm" to the program: scheme not linked in
 }
 
-// A program that wires backends by hand registers their openers on its own
-// Resolver instead of relying on blank imports.
+// A program that wires backends by hand registers their schemes on its own
+// Resolver (r.Register(vault.Scheme()), ...) instead of relying on blank
+// imports. A scheme of its own says what its references look like and how
+// to open them.
 func ExampleResolver() {
 	r := keyprovider.NewResolver()
-	r.Register("vault", keyprovider.OpenerFunc(func(ctx context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
-		// A real program registers vault.OpenRef here.
-		fmt.Printf("open mount=%s path=%s field=%s for %s\n", req.Ref.Mount, req.Ref.Path, req.Ref.Field, req.Service.Name)
-		return keyprovider.ProviderFunc(func(ctx context.Context) (keyprovider.Key, error) {
-			return req.Service.ParseKey("sk-tessera-fromvault0123", "1")
-		}), nil
-	}))
+	r.Register(keyprovider.Scheme{
+		Name:   "kms",
+		Field:  true,
+		Params: []string{"version"},
+		Open: func(ctx context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
+			fmt.Printf("open path=%s field=%s for %s\n", req.Ref.Path, req.Ref.Field, req.Service.Name)
+			return keyprovider.ProviderFunc(func(ctx context.Context) (keyprovider.Key, error) {
+				return req.Service.ParseKey("sk-tessera-fromkms0123", req.Ref.Params["version"])
+			}), nil
+		},
+	})
 	fmt.Println(r.Schemes())
 
-	p, err := r.Open(context.Background(), "vault://kv/tessera#api_key", keyprovider.Tessera)
+	p, err := r.Open(context.Background(), "kms://keys/tessera#api_key?version=1", keyprovider.Tessera)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -83,7 +95,7 @@ func ExampleResolver() {
 	k, err := p.Fetch(context.Background())
 	fmt.Println(k.Version(), err)
 	// Output:
-	// [env file vault]
-	// open mount=kv path=tessera field=api_key for tessera
+	// [env file kms]
+	// open path=keys/tessera field=api_key for tessera
 	// 1 <nil>
 }

@@ -24,12 +24,13 @@ type EnvSource struct {
 }
 
 // IsLiteral reports whether the variable holds the key itself.
-func (s EnvSource) IsLiteral() bool { return s.Ref.IsZero() }
+func (s EnvSource) IsLiteral() bool { return s.Ref.Scheme == "" }
 
 // String describes the source without the key:
 // "TESSERA_API_KEY=vault://kv/tessera#api_key",
 // "TESSERA_API_KEY_FILE=/run/secrets/tessera", or
-// "TESSERA_API_KEY (literal key)".
+// "TESSERA_API_KEY (literal key)". A part of the reference that could be a
+// key is shown as its fingerprint, as in a [*RefError].
 func (s EnvSource) String() string {
 	switch {
 	case s.Var == "":
@@ -37,22 +38,10 @@ func (s EnvSource) String() string {
 	case s.IsLiteral():
 		return s.Var + " (literal key)"
 	case s.Ref.Scheme == "file" && strings.HasSuffix(s.Var, envread.FileSuffix):
-		return s.Var + "=" + s.Ref.Path
+		return s.Var + "=" + safeRef(s.Ref.Path)
 	default:
-		return s.Var + "=" + s.Ref.String()
+		return s.Var + "=" + safeRef(s.Ref.String())
 	}
-}
-
-// SourceFromEnv tells where [FromEnv] would find svc's key, without opening
-// any backend or reading any file: which variable is set and the reference
-// it holds. Its errors are those of FromEnv about the variables themselves.
-func SourceFromEnv(svc Service, opts ...EnvOption) (EnvSource, error) {
-	return defaultResolver.SourceFromEnv(svc, opts...)
-}
-
-// SourceFromEnv is [SourceFromEnv] with the schemes registered on r.
-func (r *Resolver) SourceFromEnv(svc Service, opts ...EnvOption) (EnvSource, error) {
-	return r.sourceFromEnv(svc, envOptions(opts))
 }
 
 func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
@@ -60,11 +49,12 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 		return EnvSource{}, &Error{Provider: envProviderName, Kind: ErrInvalidKey, Err: errNoEnvVar}
 	}
 	v, err := envread.Lookup(o.LookupEnv, svc.EnvVar)
-	switch {
-	case errors.Is(err, envread.ErrNotSet):
-		return EnvSource{}, &Error{Provider: envProviderName, Ref: svc.EnvVar, Kind: ErrNotFound, Err: err}
-	case err != nil:
-		return EnvSource{}, &Error{Provider: envProviderName, Ref: svc.EnvVar, Kind: ErrInvalidKey, Err: err}
+	if err != nil {
+		ref := svc.EnvVar
+		if v.Var != "" {
+			ref = v.Var
+		}
+		return EnvSource{}, &Error{Provider: envProviderName, Ref: ref, Kind: envread.Kind(err), Err: err}
 	}
 	if v.FromFile() {
 		path, err := filepath.Abs(v.Path)
@@ -73,10 +63,10 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 		}
 		return EnvSource{Var: v.Var, Ref: Ref{Scheme: "file", Path: path}}, nil
 	}
-	if isQuoted(v.Text) {
-		return EnvSource{}, &Error{Provider: envProviderName, Ref: v.Var, Kind: ErrInvalidKey, Err: errQuoted}
-	}
-	if !looksLikeRef(v.Text) {
+	if !envread.IsRef(v.Text) {
+		if err := envread.CheckKeyText(v.Text); err != nil {
+			return EnvSource{}, &Error{Provider: envProviderName, Ref: v.Var, Kind: envread.Kind(err), Err: err}
+		}
 		return EnvSource{Var: v.Var}, nil
 	}
 	ref, err := r.Parse(v.Text)
@@ -88,7 +78,9 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 		return EnvSource{}, err
 	}
 	if ref.Scheme == "env" && (ref.Path == svc.EnvVar || ref.Path == svc.EnvVar+envread.FileSuffix) {
-		return EnvSource{}, &RefError{Var: v.Var, Ref: ref.String(), Reason: "refers to itself"}
+		re := newRefError(ref.String(), "refers to itself", nil)
+		re.Var = v.Var
+		return EnvSource{}, re
 	}
 	return EnvSource{Var: v.Var, Ref: ref}, nil
 }
@@ -104,26 +96,29 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 //	TESSERA_API_KEY_FILE=/run/secrets/tessera               a file holding the key
 //
 // A value is a reference when it starts with "scheme://"; one of an unknown
-// scheme is an error, never taken for a key. Setting both the variable and
-// its _FILE variable is an error, as is setting neither ([ErrNotFound]). A
-// variable set to the empty string counts as unset. The file named by
-// _FILE holds the key itself, never a reference; a relative path is made
-// absolute against the working directory, once.
+// scheme is an error, never taken for a key. The variables follow the rules
+// of package env, read by the same code: setting neither is [ErrNotFound];
+// a variable set to the empty string (or white space) yields to its twin,
+// and is [ErrInvalidKey] without one (TESSERA_API_KEY="" alone: something
+// is configured, and it is no key); setting both the variable and its
+// _FILE variable is [ErrInvalidKey]. The file named by _FILE holds the key
+// itself, never a reference; a relative path is made absolute against the
+// working directory, once.
 //
 // # When the environment is read
 //
 // FromEnv reads the variables once, to choose the source, and fails fast on
 // what it can check without a backend: a malformed reference, a scheme
-// whose backend is not linked in, or a literal key that does not pass
-// [Service.Validate] (reported by what is wrong with it, never by its
-// value). It does not read a key from a file or a backend; the first Fetch
-// does. After that:
+// whose backend is not linked in ([ErrSchemeNotLinked]), or a literal key
+// that does not pass [Service.Validate] (reported by what is wrong with it,
+// never by its value). It does not read a key from a file or a backend; the
+// first Fetch does. After that:
 //
 //   - a literal key is re-read from the variable on every Fetch, so a
 //     supervisor or a test that changes it is followed;
 //   - a _FILE is re-read on every Fetch, so a secret that Kubernetes
 //     rotates in its mount is followed;
-//   - a reference is opened once, by its backend's [Opener], and the
+//   - a reference is opened once, by its backend's [Scheme], and the
 //     Provider it returns reads the backend on every Fetch.
 //
 // Turning the variable from a key into a reference, or pointing it at
@@ -138,7 +133,8 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 //
 // [WithLookupEnv] replaces the process environment (in tests, or to read an
 // env file); the variables backends configure themselves from (VAULT_ADDR,
-// AWS_REGION...) are then read through it too.
+// VAULT_TOKEN, AWS_REGION...) are then read through it alone, never from the
+// process.
 func FromEnv(ctx context.Context, svc Service, opts ...EnvOption) (*EnvProvider, error) {
 	return defaultResolver.FromEnv(ctx, svc, opts...)
 }
@@ -160,13 +156,13 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 				return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 			}
 			k, err := readVar(lookup, name, svc)
-			if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, errChainedRef) {
+			if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, envread.ErrReference) {
 				e.Err = errChangedToRef
 			}
 			return k, err
 		})}, nil
 	}
-	p, err := r.openRef(ctx, src.Ref, svc, o)
+	p, err := r.open(ctx, src.Ref, svc, o)
 	if err != nil {
 		var re *RefError
 		if errors.As(err, &re) && re.Var == "" {
@@ -201,6 +197,99 @@ func (p *EnvProvider) Close() error {
 
 // String describes the provider by its source; it never shows a key.
 func (p *EnvProvider) String() string { return fmt.Sprintf("keyprovider.FromEnv(%s)", p.src) }
+
+// The built-in schemes.
+
+// envProviderName and fileProviderName are the Provider fields of the
+// errors of env:// and file:// references.
+const (
+	envProviderName  = "env"
+	fileProviderName = "file"
+)
+
+// envScheme is env://NAME: the variable NAME holds the key.
+var envScheme = Scheme{
+	Name: "env",
+	Parse: func(parts []string, r *Ref) error {
+		if len(parts) != 1 || !isVarName(parts[0]) {
+			return errors.New("env:// takes a variable name (letters, digits and _, not starting with a digit): env://OTHER_VAR")
+		}
+		r.Path = parts[0]
+		return nil
+	},
+	Open: func(_ context.Context, req OpenRequest) (Provider, error) {
+		name, svc, lookup := req.Ref.Path, req.Service, req.LookupEnv
+		return ProviderFunc(func(ctx context.Context) (Key, error) {
+			if err := ctx.Err(); err != nil {
+				return Key{}, &Error{Provider: envProviderName, Ref: safeRef(name), Err: err}
+			}
+			return readVar(lookup, name, svc)
+		}), nil
+	},
+}
+
+// fileScheme is file:///ABSOLUTE/PATH: the file holds the key.
+var fileScheme = Scheme{
+	Name: "file",
+	Parse: func(parts []string, r *Ref) error {
+		p := strings.Join(parts, "/")
+		if !strings.HasPrefix(p, "/") {
+			return errors.New("file:// takes an absolute path, after three slashes: file:///run/secrets/tessera")
+		}
+		if strings.IndexByte(p, 0) >= 0 {
+			return errors.New("the path contains a NUL byte")
+		}
+		r.Path = p
+		return nil
+	},
+	Open: func(_ context.Context, req OpenRequest) (Provider, error) {
+		path, svc := req.Ref.Path, req.Service
+		return ProviderFunc(func(ctx context.Context) (Key, error) {
+			if err := ctx.Err(); err != nil {
+				return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(path), Err: err}
+			}
+			raw, err := envread.KeyText(envread.Value{Var: path, Path: path})
+			if err != nil {
+				return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(path), Kind: envread.Kind(err), Err: scrubError(err)}
+			}
+			return parseKey(fileProviderName, safeRef(path), svc, raw)
+		}), nil
+	},
+}
+
+// readVar reads the key held literally in the variable name, by the rules
+// of package envread: unset is ErrNotFound, blank ErrInvalidKey.
+func readVar(lookup func(string) (string, bool), name string, svc Service) (Key, error) {
+	v, err := envread.Var(lookup, name)
+	if err == nil {
+		v, err = envread.KeyText(envread.Value{Var: name, Text: v})
+	}
+	if err != nil {
+		return Key{}, &Error{Provider: envProviderName, Ref: safeRef(name), Kind: envread.Kind(err), Err: scrubError(err)}
+	}
+	return parseKey(envProviderName, safeRef(name), svc, v)
+}
+
+func parseKey(provider, ref string, svc Service, raw string) (Key, error) {
+	k, err := svc.ParseKey(raw, "")
+	if err != nil {
+		return Key{}, &Error{Provider: provider, Ref: ref, Kind: ErrInvalidKey, Err: err}
+	}
+	return k, nil
+}
+
+// isVarName reports whether s is a portable environment variable name.
+func isVarName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 var (
 	errNoEnvVar     = errors.New("the service has no EnvVar")

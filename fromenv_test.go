@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/keyprovidertest"
@@ -51,94 +50,132 @@ func (e *testEnv) Unset(name string) {
 
 func (e *testEnv) opt() keyprovider.EnvOption { return keyprovider.WithLookupEnv(e.Lookup) }
 
+// wantKey fails t unless k holds want; it never prints a key, only
+// fingerprints.
+func wantKey(t *testing.T, k keyprovider.Key, err error, want string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if !k.Equal(keyprovider.NewKey(want, "")) {
+		t.Fatalf("Fetch = %s, want %s", k, keyprovider.NewKey(want, ""))
+	}
+}
+
 func TestFromEnvLiteral(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnv("TESSERA_API_KEY", "  "+keyA+"\n")
 	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera, env.opt())
-	require.NoError(t, err)
-	assert.Equal(t, keyprovider.EnvSource{Var: "TESSERA_API_KEY"}, p.Source())
-	assert.True(t, p.Source().IsLiteral())
-	assert.Equal(t, "TESSERA_API_KEY (literal key)", p.Source().String())
-
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := p.Source(); !reflect.DeepEqual(src, keyprovider.EnvSource{Var: "TESSERA_API_KEY"}) || !src.IsLiteral() || src.String() != "TESSERA_API_KEY (literal key)" {
+		t.Errorf("Source = %+v (%s)", src, src)
+	}
 	k, err := p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyA, k.Reveal())
+	wantKey(t, k, err, keyA)
 
 	// A literal is re-read on every Fetch.
 	env.Set("TESSERA_API_KEY", keyB)
 	k, err = p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyB, k.Reveal())
+	wantKey(t, k, err, keyB)
 
 	// Turned into a reference after FromEnv: a clear error, not a key.
 	env.Set("TESSERA_API_KEY", "env://OTHER")
-	_, err = p.Fetch(ctx)
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-	assert.Contains(t, err.Error(), "restart")
-
+	if _, err = p.Fetch(ctx); !errors.Is(err, keyprovider.ErrInvalidKey) || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("Fetch of a variable turned reference = %v", err)
+	}
 	env.Unset("TESSERA_API_KEY")
-	_, err = p.Fetch(ctx)
-	assert.ErrorIs(t, err, keyprovider.ErrNotFound)
-	assert.NoError(t, p.Close())
+	if _, err = p.Fetch(ctx); !errors.Is(err, keyprovider.ErrNotFound) {
+		t.Errorf("Fetch of an unset variable = %v, want ErrNotFound", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestFromEnvReference(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnv("TESSERA_API_KEY", "env://SHARED_TESSERA_KEY", "SHARED_TESSERA_KEY", keyA)
 	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera, env.opt())
-	require.NoError(t, err)
-	assert.Equal(t, keyprovider.EnvSource{Var: "TESSERA_API_KEY", Ref: keyprovider.Ref{Scheme: "env", Path: "SHARED_TESSERA_KEY"}}, p.Source())
-	assert.Equal(t, "TESSERA_API_KEY=env://SHARED_TESSERA_KEY", p.Source().String())
-	assert.Equal(t, "keyprovider.FromEnv(TESSERA_API_KEY=env://SHARED_TESSERA_KEY)", fmt.Sprint(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := keyprovider.EnvSource{Var: "TESSERA_API_KEY", Ref: keyprovider.Ref{Scheme: "env", Path: "SHARED_TESSERA_KEY"}}
+	if !reflect.DeepEqual(p.Source(), want) {
+		t.Errorf("Source = %+v, want %+v", p.Source(), want)
+	}
+	if got := p.Source().String(); got != "TESSERA_API_KEY=env://SHARED_TESSERA_KEY" {
+		t.Errorf("Source().String() = %q", got)
+	}
+	if got := fmt.Sprint(p); got != "keyprovider.FromEnv(TESSERA_API_KEY=env://SHARED_TESSERA_KEY)" {
+		t.Errorf("Sprint = %q", got)
+	}
 	k, err := p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyA, k.Reveal())
+	wantKey(t, k, err, keyA)
 	env.Set("SHARED_TESSERA_KEY", keyB)
 	k, err = p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyB, k.Reveal())
+	wantKey(t, k, err, keyB)
 }
 
 func TestFromEnvFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tessera")
-	require.NoError(t, os.WriteFile(path, []byte(keyA+"\n"), 0o600))
+	writeFile(t, path, keyA+"\n")
 
 	env := newTestEnv("TESSERA_API_KEY_FILE", path, "TESSERA_API_KEY", "")
 	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera, env.opt())
-	require.NoError(t, err, "an empty TESSERA_API_KEY counts as unset")
-	assert.Equal(t, keyprovider.EnvSource{Var: "TESSERA_API_KEY_FILE", Ref: keyprovider.Ref{Scheme: "file", Path: path}}, p.Source())
-	assert.Equal(t, "TESSERA_API_KEY_FILE="+path, p.Source().String())
+	if err != nil {
+		t.Fatalf("an empty TESSERA_API_KEY counts as unset: %v", err)
+	}
+	want := keyprovider.EnvSource{Var: "TESSERA_API_KEY_FILE", Ref: keyprovider.Ref{Scheme: "file", Path: path}}
+	if !reflect.DeepEqual(p.Source(), want) {
+		t.Errorf("Source = %+v, want %+v", p.Source(), want)
+	}
+	// (The test's directory name is long and mixes letters and digits, so
+	// String may show it as a fingerprint, in case it is a key.)
+	if got := p.Source().String(); !strings.HasPrefix(got, "TESSERA_API_KEY_FILE=/") || !strings.HasSuffix(got, "/tessera") {
+		t.Errorf("Source().String() = %q", got)
+	}
 	k, err := p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyA, k.Reveal())
+	wantKey(t, k, err, keyA)
 
 	// Re-read on every Fetch, as a kubelet rotates a mounted secret: a new
 	// file renamed over the old one.
 	tmp := filepath.Join(dir, ".tmp")
-	require.NoError(t, os.WriteFile(tmp, []byte(keyB), 0o600))
-	require.NoError(t, os.Rename(tmp, path))
+	writeFile(t, tmp, keyB)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 	k, err = p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyB, k.Reveal())
+	wantKey(t, k, err, keyB)
 
 	// The file holds a key, never a reference.
-	require.NoError(t, os.WriteFile(path, []byte("env://OTHER"), 0o600))
-	_, err = p.Fetch(ctx)
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+	writeFile(t, path, "env://OTHER")
+	if _, err = p.Fetch(ctx); !errors.Is(err, keyprovider.ErrInvalidKey) {
+		t.Errorf("Fetch of a file holding a reference = %v, want ErrInvalidKey", err)
+	}
 }
 
 func TestFromEnvFileRelativePath(t *testing.T) {
 	env := newTestEnv("TESSERA_API_KEY_FILE", "secrets/tessera")
-	src, err := keyprovider.SourceFromEnv(keyprovider.Tessera, env.opt())
-	require.NoError(t, err)
+	p, err := keyprovider.FromEnv(context.Background(), keyprovider.Tessera, env.opt())
+	if err != nil {
+		t.Fatal(err)
+	}
 	wd, err := os.Getwd()
-	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(wd, "secrets/tessera"), src.Ref.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := p.Source()
+	if want := filepath.Join(wd, "secrets/tessera"); src.Ref.Path != want {
+		t.Errorf("path = %q, want %q", src.Ref.Path, want)
+	}
 	again, err := keyprovider.ParseRef(src.Ref.String())
-	require.NoError(t, err)
-	assert.Equal(t, src.Ref, again)
+	if err != nil || !reflect.DeepEqual(again, src.Ref) {
+		t.Errorf("ParseRef(%q) = %+v, %v; want %+v", src.Ref.String(), again, err, src.Ref)
+	}
 }
 
 func TestFromEnvErrors(t *testing.T) {
@@ -149,70 +186,81 @@ func TestFromEnvErrors(t *testing.T) {
 		kind     error
 		contains []string
 	}{
-		{"missing", nil, keyprovider.ErrNotFound, []string{"TESSERA_API_KEY", "TESSERA_API_KEY_FILE", "not set"}},
-		{"blank", []string{"TESSERA_API_KEY", " \n"}, keyprovider.ErrNotFound, []string{"not set"}},
+		{"missing", nil, keyprovider.ErrNotFound, []string{"neither TESSERA_API_KEY nor TESSERA_API_KEY_FILE is set"}},
+		{"blank", []string{"TESSERA_API_KEY", " \n"}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", "blank"}},
+		{"empty", []string{"TESSERA_API_KEY", ""}, keyprovider.ErrInvalidKey, []string{"blank"}},
+		{"empty file variable", []string{"TESSERA_API_KEY_FILE", ""}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY_FILE", "blank"}},
 		{"both set", []string{"TESSERA_API_KEY", secret, "TESSERA_API_KEY_FILE", "/run/secrets/tessera"}, keyprovider.ErrInvalidKey, []string{"both", "set only one"}},
 		{"literal of another service", []string{"TESSERA_API_KEY", "tesseral_secret_key_DoNotEchoMe0123456789"}, keyprovider.ErrInvalidKey, []string{"looks like a tesseral key"}},
 		{"literal with a newline inside", []string{"TESSERA_API_KEY", "sk-tessera-DoNotEchoMe\n0123456789"}, keyprovider.ErrInvalidKey, []string{"control character"}},
 		{"literal without prefix", []string{"TESSERA_API_KEY", "DoNotEchoMe0123456789"}, keyprovider.ErrInvalidKey, []string{`does not start with "sk-tessera-"`}},
 		{"unknown scheme", []string{"TESSERA_API_KEY", "foo://bar"}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", `unknown scheme "foo"`}},
 		{"key-like scheme", []string{"TESSERA_API_KEY", "sk-tessera-DoNotEchoMe://x"}, keyprovider.ErrInvalidKey, []string{"not shown"}},
-		{"missing part", []string{"TESSERA_API_KEY", "vault://kv#api_key"}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", "mount and a path"}},
-		{"unknown parameter", []string{"TESSERA_API_KEY", "vault://kv/t#k?versoin=2"}, keyprovider.ErrInvalidKey, []string{`unknown parameter "versoin"`}},
 		{"not linked", []string{"TESSERA_API_KEY", "awssm://prod/tessera"}, keyprovider.ErrSchemeNotLinked, []string{"TESSERA_API_KEY", `import _ "github.com/keyprovider/keyprovider/awssm"`}},
 		{"quoted literal", []string{"TESSERA_API_KEY", `"sk-tessera-DoNotEchoMe0123456789"`}, keyprovider.ErrInvalidKey, []string{"wrapped in quotes"}},
 		{"quoted reference", []string{"TESSERA_API_KEY", `'vault://kv/tessera#api_key'`}, keyprovider.ErrInvalidKey, []string{"wrapped in quotes"}},
 		{"refers to itself", []string{"TESSERA_API_KEY", "env://TESSERA_API_KEY"}, keyprovider.ErrInvalidKey, []string{"refers to itself"}},
+		// A key pasted where a reference belongs (issue 18.3).
+		{"key after file://", []string{"TESSERA_API_KEY", "file://" + secret}, keyprovider.ErrInvalidKey, []string{"TESSERA_API_KEY", "absolute path"}},
+		{"key after env://", []string{"TESSERA_API_KEY", "env://" + secret}, keyprovider.ErrInvalidKey, []string{"variable name"}},
+		{"key in a vault:// reference", []string{"TESSERA_API_KEY", "vault://kv/" + secret}, keyprovider.ErrSchemeNotLinked, nil},
+		{"key as a version", []string{"TESSERA_API_KEY", "vault://kv/t?version=" + secret}, keyprovider.ErrSchemeNotLinked, nil},
+		{"key in an op:// reference", []string{"TESSERA_API_KEY", "op://v/i/" + secret}, keyprovider.ErrSchemeNotLinked, nil},
+		{"unprefixed key after file://", []string{"TESSERA_API_KEY", "file://Zq9x7DoNotEchoMeLm2Pr4TkV8wQ3nB"}, keyprovider.ErrInvalidKey, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := keyprovider.FromEnv(context.Background(), keyprovider.Tessera, newTestEnv(tc.env...).opt())
-			require.Error(t, err)
-			assert.Nil(t, p)
-			assert.ErrorIs(t, err, tc.kind)
+			if err == nil || p != nil {
+				t.Fatalf("FromEnv = %v, %v; want an error", p, err)
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("err = %v, want %v", err, tc.kind)
+			}
 			for _, want := range tc.contains {
-				assert.Contains(t, err.Error(), want)
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to contain %q", err, want)
+				}
 			}
 			for _, msg := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
-				assert.NotContains(t, msg, "DoNotEchoMe")
+				if strings.Contains(msg, "DoNotEchoMe") {
+					t.Errorf("the error shows the key: %s", msg)
+				}
 			}
 		})
 	}
 }
 
 func TestFromEnvServiceWithoutEnvVar(t *testing.T) {
-	_, err := keyprovider.FromEnv(context.Background(), keyprovider.Service{Name: "x"})
-	assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+	if _, err := keyprovider.FromEnv(context.Background(), keyprovider.Service{Name: "x"}); !errors.Is(err, keyprovider.ErrInvalidKey) {
+		t.Errorf("err = %v, want ErrInvalidKey", err)
+	}
 }
 
-func TestSourceFromEnv(t *testing.T) {
-	env := newTestEnv("TESSERAL_API_KEY", "vault://kv/tesseral#api_key?version=4")
-	src, err := keyprovider.SourceFromEnv(keyprovider.Tesseral, env.opt())
-	require.NoError(t, err, "SourceFromEnv opens nothing, so an unlinked scheme is fine")
-	assert.Equal(t, "TESSERAL_API_KEY=vault://kv/tesseral#api_key?version=4", src.String())
-	assert.False(t, src.IsLiteral())
-}
-
-// An explicit Resolver's FromEnv uses the openers registered on it, and
+// An explicit Resolver's FromEnv uses the schemes registered on it, and
 // closes what its opener returned.
 func TestResolverFromEnv(t *testing.T) {
 	ctx := context.Background()
 	r := keyprovider.NewResolver()
 	closed := 0
-	r.Register("vault", keyprovider.OpenerFunc(func(_ context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
+	sch := testSchemes[0] // mnt
+	sch.Open = func(_ context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
 		return &closingProvider{key: keyA, closed: &closed}, nil
-	}))
-	env := newTestEnv("TESSERA_API_KEY", "vault://kv/tessera#api_key")
+	}
+	r.Register(sch)
+	env := newTestEnv("TESSERA_API_KEY", "mnt://kv/tessera#api_key")
 	p, err := r.FromEnv(ctx, keyprovider.Tessera, env.opt())
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k, err := p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyA, k.Reveal())
-	require.NoError(t, p.Close())
-	assert.Equal(t, 1, closed)
-
-	_, err = keyprovider.FromEnv(ctx, keyprovider.Tessera, env.opt())
-	assert.ErrorIs(t, err, keyprovider.ErrSchemeNotLinked, "the default resolver is not affected")
+	wantKey(t, k, err, keyA)
+	if err := p.Close(); err != nil || closed != 1 {
+		t.Errorf("Close = %v, closed %d times; want nil, 1", err, closed)
+	}
+	if _, err = keyprovider.FromEnv(ctx, keyprovider.Tessera, env.opt()); !errors.Is(err, keyprovider.ErrInvalidKey) || errors.Is(err, keyprovider.ErrSchemeNotLinked) {
+		t.Errorf("the default resolver must not know mnt://: %v", err)
+	}
 }
 
 type closingProvider struct {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	scrubber "github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Ref is a parsed secret reference: where a key is kept rather than the key
@@ -14,64 +16,61 @@ import (
 // one from text and [Ref.String] turns it back into its canonical text;
 // the two round-trip.
 //
-// The grammar, scheme by scheme:
+// This package knows the generic grammar every scheme shares,
 //
-//	env://NAME                                   the variable NAME holds the key
-//	file:///ABSOLUTE/PATH                        the file holds the key
-//	vault://MOUNT/PATH[#FIELD][?version=N&namespace=NS]
-//	awssm://NAME-OR-ARN[#FIELD][?region=R&stage=S&version-id=V]
-//	op://VAULT/ITEM/[SECTION/]FIELD[?attribute=A&ssh-format=F]
+//	SCHEME://PART/PART...[#FIELD][?NAME=VALUE&...]
+//
+// and the schemes env://NAME (the variable NAME holds the key) and
+// file:///ABSOLUTE/PATH (the file holds it). Each backend package knows the
+// parts of its own scheme and registers them, with its opener, as a
+// [Scheme]: vault://MOUNT/PATH (package vault), awssm://NAME-OR-ARN
+// (package awssm), op://VAULT/ITEM/[SECTION/]FIELD (package onepassword).
 //
 // The scheme is case-insensitive ("Vault://" is "vault://"). "#FIELD" and
-// "?QUERY" may come in either order; the canonical text puts the field first.
-// In a file path, a Vault mount, path or field, an AWS field and a query
-// value, "%XX" escapes a byte: write "%23" for "#", "%3F" for "?", "%25" for
-// "%", "%26" for "&" in a query value, and "%2F" for a "/" inside a Vault
-// mount ("vault://team%2Fkv/app" is the mount "team/kv"). A Secrets Manager
-// name or ARN is taken as written: its characters (letters, digits and
-// "/_+=.@-:") never need escaping. A 1Password reference is 1Password's own
-// syntax, passed to package onepassword as written (spaces included), with
-// no escapes.
+// "?QUERY" may come in either order; the canonical text puts the field
+// first. In a part, a field and a query value, "%XX" escapes a byte: write
+// "%23" for "#", "%3F" for "?", "%25" for "%", "%26" for "&" in a query
+// value, and "%2F" for a "/" inside a part (a Vault mount "team%2Fkv"). A
+// scheme registered as [Scheme.Opaque] takes its text as written, spaces
+// included, with no escapes.
 //
-// Every part shown without brackets is required; a query parameter not
-// listed for the scheme, a parameter given twice, or an empty one is an
-// error.
+// A query parameter the scheme does not list, one given twice, or an empty
+// one is an error.
 type Ref struct {
-	// Scheme is the lower-case scheme: "env", "file", "vault", "awssm", "op",
-	// or one registered with [RegisterScheme].
+	// Scheme is the lower-case scheme: "env", "file", or that of a
+	// registered [Scheme].
 	Scheme string
-	// Mount is the mount path of a Vault secrets engine ("kv", "secret",
-	// "team/kv"); empty for every other scheme.
+	// Mount is the first part of a scheme that has one, unescaped: the mount
+	// path of a Vault secrets engine ("kv", "team/kv"); empty for the
+	// others.
 	Mount string
 	// Path is what the reference names, unescaped: the variable name (env),
-	// the absolute file path (file), the secret's path inside the mount
-	// (vault), the secret's name or ARN (awssm), or the 1Password reference
-	// without its "op://" and query, "VAULT/ITEM/[SECTION/]FIELD" (op).
+	// the absolute file path (file), or what the scheme's backend reads
+	// (a Vault path inside the mount, a secret's name or ARN, a 1Password
+	// "VAULT/ITEM/[SECTION/]FIELD").
 	Path string
-	// Field is the field of the secret holding the key (vault, awssm), or
-	// "" for the backend's default.
+	// Field is the field of the secret holding the key, or "" for the
+	// backend's default.
 	Field string
 	// Params are the query parameters, unescaped. Nil and empty are the
-	// same.
+	// same; reading an absent one gives "".
 	Params map[string]string
 }
 
-// Param returns the query parameter name, or "" if it is not set.
-func (r Ref) Param(name string) string { return r.Params[name] }
-
-// IsZero reports whether r is the zero Ref.
-func (r Ref) IsZero() bool {
-	return r.Scheme == "" && r.Mount == "" && r.Path == "" && r.Field == "" && len(r.Params) == 0
-}
-
 // RefError reports a reference that cannot be parsed or opened. It wraps
-// [ErrInvalidKey] (and Err, when set). It never holds a key: when the text
-// might have been a literal key rather than a reference, Ref is empty.
+// [ErrInvalidKey] (and Err, when set).
+//
+// A reference can be a pasted key (TESSERA_API_KEY=file://sk-tessera-…), so
+// a RefError never holds one: every part of Ref and Reason that could be a
+// key (a known key prefix, or long high-entropy text) is replaced by its
+// fingerprint, and Ref is cut to 96 bytes; Error scrubs again, so a
+// RefError built by hand prints no key either.
 type RefError struct {
 	// Var is the variable the reference was read from, if any:
 	// "TESSERA_API_KEY".
 	Var string
-	// Ref is the reference as written, or "" when it is not safe to show.
+	// Ref is the reference as written, scrubbed and bounded as said above,
+	// or "" when none of it is safe to show.
 	Ref string
 	// Reason says what is wrong, in words safe to log.
 	Reason string
@@ -87,17 +86,16 @@ func (e *RefError) Error() string {
 		b.WriteString(e.Var)
 		b.WriteString(": ")
 	}
-	if e.Ref != "" {
-		b.WriteString("reference ")
-		b.WriteString(strconv.Quote(e.Ref))
-	} else {
-		b.WriteString("reference")
+	b.WriteString("reference")
+	if ref := safeRef(e.Ref); ref != "" {
+		b.WriteString(" ")
+		b.WriteString(strconv.Quote(ref))
 	}
 	b.WriteString(": ")
-	b.WriteString(e.Reason)
+	b.WriteString(scrub(e.Reason))
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(scrub(e.Err.Error()))
 	}
 	return b.String()
 }
@@ -110,201 +108,86 @@ func (e *RefError) Unwrap() []error {
 	return []error{ErrInvalidKey, e.Err}
 }
 
-// spec is the grammar of one scheme.
-type spec struct {
-	// pkg is the package whose blank import registers the scheme; "" for
-	// the schemes built into this package and for custom ones.
-	pkg string
-	// parseBody fills r.Mount and r.Path from the text between "://" and the
-	// first "#" or "?".
-	parseBody func(body string, r *Ref) error
-	// formatBody is parseBody's inverse.
-	formatBody func(r Ref) string
-	// field tells whether "#FIELD" is allowed.
-	field bool
-	// params are the allowed query parameters, in canonical order; nil with
-	// anyParam means any parameter is allowed (custom schemes).
-	params   []string
-	anyParam bool
-	// opaque schemes take their text as written: no "%" escapes.
-	opaque bool
-	// check validates the whole Ref once it is parsed; may be nil.
-	check func(r *Ref) error
+// newRefError returns a RefError about ref, scrubbed at construction so
+// that not even its fields hold a key.
+func newRefError(ref, reason string, err error) *RefError {
+	return &RefError{Ref: safeRef(ref), Reason: scrub(reason), Err: err}
 }
 
-// Import path of this module, for the hint naming the package to import.
-const modulePath = "github.com/keyprovider/keyprovider"
+// maxShownRef is the most bytes of a reference an error shows.
+const maxShownRef = 96
 
-// builtinSpecs are the schemes whose grammar this package knows.
-var builtinSpecs = map[string]*spec{
-	"env": {
-		parseBody: func(body string, r *Ref) error {
-			if !isVarName(body) {
-				return errors.New("env:// takes a variable name (letters, digits and _, not starting with a digit): env://OTHER_VAR")
-			}
-			r.Path = body
-			return nil
-		},
-		formatBody: func(r Ref) string { return r.Path },
-	},
-	"file": {
-		parseBody: func(body string, r *Ref) error {
-			if !strings.HasPrefix(body, "/") {
-				return errors.New("file:// takes an absolute path, after three slashes: file:///run/secrets/tessera")
-			}
-			p, err := unescape(body)
-			if err != nil {
-				return err
-			}
-			if strings.IndexByte(p, 0) >= 0 {
-				return errors.New("the path contains a NUL byte")
-			}
-			r.Path = p
-			return nil
-		},
-		formatBody: func(r Ref) string { return escape(r.Path, "") },
-	},
-	"vault": {
-		pkg: modulePath + "/vault",
-		parseBody: func(body string, r *Ref) error {
-			mount, path, ok := strings.Cut(body, "/")
-			if !ok || mount == "" || path == "" {
-				return errors.New("vault:// takes a mount and a path: vault://MOUNT/PATH#FIELD")
-			}
-			m, err := unescape(mount)
-			if err != nil {
-				return err
-			}
-			p, err := unescape(path)
-			if err != nil {
-				return err
-			}
-			if hasEmptySegment(m) {
-				return errors.New("the mount has an empty segment")
-			}
-			if hasEmptySegment(p) {
-				return errors.New("the path has an empty segment (a doubled or trailing /)")
-			}
-			r.Mount, r.Path = m, p
-			return nil
-		},
-		formatBody: func(r Ref) string { return escape(r.Mount, "/") + "/" + escape(r.Path, "") },
-		field:      true,
-		params:     []string{"version", "namespace"},
-		check: func(r *Ref) error {
-			if v, ok := r.Params["version"]; ok {
-				n, err := strconv.ParseUint(v, 10, 31)
-				if err != nil || n == 0 {
-					return errors.New("version must be a positive integer (a KV v2 version)")
-				}
-				r.Params["version"] = strconv.FormatUint(n, 10)
-			}
-			if ns, ok := r.Params["namespace"]; ok && hasEmptySegment(strings.Trim(ns, "/")) {
-				return errors.New("namespace has an empty segment")
-			}
-			return nil
-		},
-	},
-	"awssm": {
-		pkg: modulePath + "/awssm",
-		parseBody: func(body string, r *Ref) error {
-			if body == "" {
-				return errors.New("awssm:// takes a secret name or ARN: awssm://prod/tessera#api_key")
-			}
-			for i := 0; i < len(body); i++ {
-				if !isSecretNameByte(body[i]) {
-					return fmt.Errorf("byte %d is not allowed in a secret name or ARN (letters, digits and /_+=.@-: only)", i)
-				}
-			}
-			if strings.HasPrefix(body, "arn:") {
-				if _, err := arnRegion(body); err != nil {
-					return err
-				}
-			}
-			r.Path = body
-			return nil
-		},
-		formatBody: func(r Ref) string { return r.Path },
-		field:      true,
-		params:     []string{"region", "stage", "version-id"},
-		check: func(r *Ref) error {
-			region, hasRegion := r.Params["region"]
-			if hasRegion {
-				for i := 0; i < len(region); i++ {
-					if c := region[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-						return errors.New("region must be an AWS region name such as eu-west-1")
-					}
-				}
-				if arnReg, err := arnRegion(r.Path); err == nil && arnReg != region {
-					return fmt.Errorf("region %s differs from the ARN's region %s", region, arnReg)
-				}
-			}
-			if r.Params["stage"] != "" && r.Params["version-id"] != "" {
-				return errors.New("stage and version-id select a version each; give one")
-			}
-			return nil
-		},
-	},
-	"op": {
-		pkg:    modulePath + "/onepassword",
-		opaque: true,
-		parseBody: func(body string, r *Ref) error {
-			segs := strings.Split(body, "/")
-			if len(segs) < 3 || len(segs) > 4 || slices.Contains(segs, "") {
-				return errors.New("op:// takes a vault, an item, an optional section and a field: op://VAULT/ITEM/[SECTION/]FIELD")
-			}
-			r.Path = body
-			return nil
-		},
-		formatBody: func(r Ref) string { return r.Path },
-		params:     []string{"attribute", "ssh-format"},
-	},
+// safeRef is ref with every part that could be a key replaced by its
+// fingerprint, cut to maxShownRef bytes.
+func safeRef(ref string) string {
+	s := scrub(ref)
+	if len(s) <= maxShownRef {
+		return s
+	}
+	cut := maxShownRef
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
-// genericSpec is the grammar of a scheme registered with [RegisterScheme]
-// that this package does not know: SCHEME://PATH[#FIELD][?ANY=PARAMS],
-// escaped as a file path.
-var genericSpec = &spec{
-	parseBody: func(body string, r *Ref) error {
-		p, err := unescape(body)
-		if err != nil {
-			return err
+// scrub replaces, in s, every run of key bytes carrying a known key prefix,
+// and every token (between the separators of a reference and white space)
+// that [scrubber.LooksSecret] takes for a key, by its fingerprint.
+func scrub(s string) string {
+	s = scrubber.String(s)
+	var b strings.Builder
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && !isSeparator(s[i]) {
+			continue
 		}
-		if p == "" {
-			return errors.New("empty path")
+		tok := s[start:i]
+		if !strings.Contains(tok, "…") && scrubber.LooksSecret(tok) {
+			tok = scrubber.Fingerprint(tok)
 		}
-		r.Path = p
-		return nil
-	},
-	formatBody: func(r Ref) string { return escape(r.Path, "") },
-	field:      true,
-	anyParam:   true,
+		b.WriteString(tok)
+		if i < len(s) {
+			b.WriteByte(s[i])
+		}
+		start = i + 1
+	}
+	return b.String()
 }
 
-// ParseRef parses a secret reference; see [Ref] for the grammar. It knows the
-// schemes env, file, vault, awssm and op, whether or not their backends are
-// linked in (see [Open] for that). Any other "scheme://" is an error, as is
-// text with no "scheme://" at all: ParseRef never takes text for a literal
-// key. Errors are [*RefError] values wrapping [ErrInvalidKey].
-func ParseRef(s string) (Ref, error) { return parseRef(s, nil) }
+// scrubError returns err with its text passed through scrub, keeping
+// errors.Is and errors.As working through the chain.
+func scrubError(err error) error {
+	if msg := err.Error(); scrub(msg) != msg {
+		return &scrubbed{msg: scrub(msg), err: err}
+	}
+	return err
+}
 
-// parseRef parses s, with the grammar of custom for schemes this package
-// does not know (nil: none).
-func parseRef(s string, custom func(scheme string) bool) (Ref, error) {
-	scheme, rest, ok := splitScheme(s)
-	if !ok {
-		return Ref{}, &RefError{Reason: `not a reference: it does not start with "scheme://"`}
-	}
-	scheme = strings.ToLower(scheme)
-	sp := builtinSpecs[scheme]
-	if sp == nil && custom != nil && custom(scheme) {
-		sp = genericSpec
-	}
-	if sp == nil {
-		return Ref{}, &RefError{Reason: unknownSchemeReason(scheme, custom)}
-	}
+// scrubbed is an error whose text was scrubbed; Unwrap reaches the original.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+func isSeparator(c byte) bool { return strings.IndexByte("/.:#?&=\"' \t\r\n", c) >= 0 }
+
+// ParseRef parses a secret reference of a scheme the default [Resolver]
+// knows: env, file, and those of the backend packages linked in (see
+// [Ref]). A reference to vault://, awssm:// or op:// whose backend package
+// is not imported is a [*RefError] wrapping [ErrSchemeNotLinked] naming the
+// package to import; any other unknown "scheme://" is an error, as is text
+// with no "scheme://" at all: ParseRef never takes text for a literal key.
+// Every error is a [*RefError] wrapping [ErrInvalidKey].
+func ParseRef(s string) (Ref, error) { return defaultResolver.Parse(s) }
+
+// parseRef parses s with sch, the grammar of its scheme.
+func parseRef(s, scheme, rest string, sch *Scheme) (Ref, error) {
 	bad := func(format string, args ...any) error {
-		return &RefError{Ref: s, Reason: fmt.Sprintf(format, args...)}
+		return newRefError(s, fmt.Sprintf(format, args...), nil)
 	}
 	if !utf8.ValidString(rest) {
 		return Ref{}, bad("not valid UTF-8")
@@ -314,21 +197,17 @@ func parseRef(s string, custom func(scheme string) bool) (Ref, error) {
 		if c < 0x20 || c == 0x7f {
 			return Ref{}, bad("control character %#02x at byte %d", c, len(scheme)+3+i)
 		}
-		if c == ' ' && !sp.opaque {
+		if c == ' ' && !sch.Opaque {
 			return Ref{}, bad("space at byte %d (write it as %%20)", len(scheme)+3+i)
 		}
 	}
-
 	body, field, query, hasField, hasQuery, err := splitRest(rest)
 	if err != nil {
 		return Ref{}, bad("%v", err)
 	}
 	r := Ref{Scheme: scheme}
-	if err := sp.parseBody(body, &r); err != nil {
-		return Ref{}, bad("%v", err)
-	}
 	if hasField {
-		if !sp.field {
+		if !sch.Field {
 			return Ref{}, bad("%s:// references take no #field", scheme)
 		}
 		if field == "" {
@@ -339,94 +218,83 @@ func parseRef(s string, custom func(scheme string) bool) (Ref, error) {
 		}
 	}
 	if hasQuery {
-		if r.Params, err = parseQuery(query, sp); err != nil {
+		if r.Params, err = parseQuery(query, sch); err != nil {
 			return Ref{}, bad("%v", err)
 		}
 	}
-	if sp.check != nil {
-		if err := sp.check(&r); err != nil {
-			return Ref{}, bad("%v", err)
+	segs := strings.Split(body, "/")
+	if !sch.Opaque {
+		for i, seg := range segs {
+			if segs[i], err = unescape(seg); err != nil {
+				return Ref{}, bad("%v", err)
+			}
 		}
+	}
+	if err := sch.parse(segs, &r); err != nil {
+		return Ref{}, bad("%v", err)
 	}
 	return r, nil
 }
 
 // String returns the canonical text of the reference, which [ParseRef]
-// parses back into the same Ref. The zero Ref is "".
+// parses back into the same Ref. The zero Ref is "". A scheme that no
+// [Resolver] has registered is written in the generic grammar.
 func (r Ref) String() string {
 	if r.Scheme == "" {
 		return ""
 	}
-	sp := builtinSpecs[r.Scheme]
-	if sp == nil {
-		sp = genericSpec
-	}
+	sch := grammarOf(r.Scheme)
 	var b strings.Builder
 	b.WriteString(r.Scheme)
 	b.WriteString("://")
-	b.WriteString(sp.formatBody(r))
+	for i, seg := range sch.format(r) {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		if sch.Opaque {
+			b.WriteString(seg)
+		} else {
+			b.WriteString(escape(seg, "/"))
+		}
+	}
 	if r.Field != "" {
 		b.WriteByte('#')
 		b.WriteString(escape(r.Field, ""))
 	}
-	if len(r.Params) > 0 {
-		names := make([]string, 0, len(r.Params))
-		for _, name := range sp.params {
-			if _, ok := r.Params[name]; ok {
-				names = append(names, name)
-			}
+	for i, name := range paramOrder(r.Params, sch.Params) {
+		if i == 0 {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte('&')
 		}
-		var extra []string
-		for name := range r.Params {
-			if !slices.Contains(sp.params, name) {
-				extra = append(extra, name)
-			}
-		}
-		slices.Sort(extra)
-		names = append(names, extra...)
-		for i, name := range names {
-			if i == 0 {
-				b.WriteByte('?')
-			} else {
-				b.WriteByte('&')
-			}
-			b.WriteString(escape(name, "&="))
-			b.WriteByte('=')
-			if sp.opaque {
-				b.WriteString(r.Params[name])
-			} else {
-				b.WriteString(escape(r.Params[name], "&"))
-			}
+		b.WriteString(escape(name, "&="))
+		b.WriteByte('=')
+		if sch.Opaque {
+			b.WriteString(r.Params[name])
+		} else {
+			b.WriteString(escape(r.Params[name], "&"))
 		}
 	}
 	return b.String()
 }
 
-// splitScheme splits "scheme://rest". ok is false if s does not start with
-// a syntactically valid scheme (RFC 3986: a letter, then letters, digits,
-// "+", "-" and ".") followed by "://".
-func splitScheme(s string) (scheme, rest string, ok bool) {
-	i := strings.Index(s, "://")
-	if i <= 0 {
-		return "", "", false
-	}
-	for j := 0; j < i; j++ {
-		c := s[j]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case j > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
-		default:
-			return "", "", false
+// paramOrder returns the names of params: those of known in their order,
+// then the others sorted.
+func paramOrder(params map[string]string, known []string) []string {
+	names := make([]string, 0, len(params))
+	for _, name := range known {
+		if _, ok := params[name]; ok {
+			names = append(names, name)
 		}
 	}
-	return s[:i], s[i+3:], true
-}
-
-// looksLikeRef reports whether s has the shape of a reference
-// ("scheme://..."), known scheme or not.
-func looksLikeRef(s string) bool {
-	_, _, ok := splitScheme(s)
-	return ok
+	var extra []string
+	for name := range params {
+		if !slices.Contains(known, name) {
+			extra = append(extra, name)
+		}
+	}
+	slices.Sort(extra)
+	return append(names, extra...)
 }
 
 // maxShownScheme is the longest unknown scheme an error shows. Text before
@@ -435,27 +303,27 @@ func looksLikeRef(s string) bool {
 // ("vualt") worth showing.
 const maxShownScheme = 10
 
-func unknownSchemeReason(scheme string, custom func(string) bool) string {
-	known := "env, file, vault, awssm, op"
+func unknownSchemeReason(scheme string, known []string) string {
+	list := strings.Join(known, ", ")
 	if len(scheme) > maxShownScheme {
-		return fmt.Sprintf(`unknown scheme (%d characters before "://"; not shown, in case this is a key); known: %s`, len(scheme), known)
+		return fmt.Sprintf(`unknown scheme (%d characters before "://"; not shown, in case this is a key); known: %s`, len(scheme), list)
 	}
-	for _, s := range KnownServices() {
-		if s.KeyPrefix != "" && strings.HasPrefix(s.KeyPrefix, scheme) {
-			return fmt.Sprintf(`unknown scheme (not shown, in case this is a key); known: %s`, known)
+	for _, p := range scrubber.Prefixes {
+		if strings.HasPrefix(p, scheme) {
+			return fmt.Sprintf(`unknown scheme (not shown, in case this is a key); known: %s`, list)
 		}
 	}
-	reason := fmt.Sprintf("unknown scheme %q; known: %s", scheme, known)
-	if near := nearestScheme(scheme); near != "" {
+	reason := fmt.Sprintf("unknown scheme %q; known: %s", scheme, list)
+	if near := nearestScheme(scheme, known); near != "" {
 		reason += fmt.Sprintf(" (did you mean %s://?)", near)
 	}
 	return reason
 }
 
-// nearestScheme returns the built-in scheme within two edits of s, if any.
-func nearestScheme(s string) string {
+// nearestScheme returns the scheme of known within two edits of s, if any.
+func nearestScheme(s string, known []string) string {
 	best, bestD := "", 3
-	for name := range builtinSpecs {
+	for _, name := range known {
 		if d := editDistance(s, name); d < bestD || d == bestD && name < best {
 			best, bestD = name, d
 		}
@@ -511,7 +379,7 @@ func splitRest(rest string) (body, field, query string, hasField, hasQuery bool,
 	return body, b, a, j >= 0, true, nil
 }
 
-func parseQuery(query string, sp *spec) (map[string]string, error) {
+func parseQuery(query string, sch *Scheme) (map[string]string, error) {
 	if query == "" {
 		return nil, errors.New(`"?" with no parameters`)
 	}
@@ -521,7 +389,7 @@ func parseQuery(query string, sp *spec) (map[string]string, error) {
 		if !ok || name == "" {
 			return nil, errors.New(`a query parameter must be "name=value"`)
 		}
-		if !sp.opaque {
+		if !sch.Opaque {
 			var err error
 			if name, err = unescape(name); err != nil {
 				return nil, err
@@ -530,11 +398,11 @@ func parseQuery(query string, sp *spec) (map[string]string, error) {
 				return nil, fmt.Errorf("parameter %s: %w", name, err)
 			}
 		}
-		if !sp.anyParam && !slices.Contains(sp.params, name) {
-			if len(sp.params) == 0 {
+		if !slices.Contains(sch.Params, name) {
+			if len(sch.Params) == 0 {
 				return nil, fmt.Errorf("unknown parameter %q: this scheme takes none", name)
 			}
-			return nil, fmt.Errorf("unknown parameter %q (allowed: %s)", name, strings.Join(sp.params, ", "))
+			return nil, fmt.Errorf("unknown parameter %q (allowed: %s)", name, strings.Join(sch.Params, ", "))
 		}
 		if _, dup := params[name]; dup {
 			return nil, fmt.Errorf("parameter %s given twice", name)
@@ -603,35 +471,4 @@ func unhex(c byte) byte {
 	default:
 		return c - '0'
 	}
-}
-
-func hasEmptySegment(p string) bool { return slices.Contains(strings.Split(p, "/"), "") }
-
-// isVarName reports whether s is a portable environment variable name.
-func isVarName(s string) bool {
-	if s == "" || s[0] >= '0' && s[0] <= '9' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// isSecretNameByte reports whether c may appear in a Secrets Manager secret
-// name or ARN.
-func isSecretNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/_+=.@-:", c) >= 0
-}
-
-// arnRegion returns the region of a Secrets Manager secret ARN,
-// "arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME".
-func arnRegion(arn string) (string, error) {
-	parts := strings.SplitN(arn, ":", 7)
-	if len(parts) != 7 || parts[1] == "" || parts[2] != "secretsmanager" || parts[3] == "" || parts[4] == "" || parts[5] != "secret" || parts[6] == "" {
-		return "", errors.New("not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)")
-	}
-	return parts[3], nil
 }

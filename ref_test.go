@@ -1,17 +1,54 @@
 package keyprovider_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/keyprovider/keyprovider"
 )
 
 type Ref = keyprovider.Ref
+
+// testSchemes are schemes with the shapes the backends give theirs, so the
+// generic grammar is tested without linking a backend into the root tests:
+// "mnt" has a first part of its own (as Vault's mount), "raw" is opaque (as
+// 1Password's), "plain" takes no field and no parameter.
+var testSchemes = []keyprovider.Scheme{
+	{
+		Name: "mnt", Field: true, Params: []string{"version", "namespace"},
+		Parse: func(parts []string, r *Ref) error {
+			if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+				return errors.New("mnt:// takes a mount and a path")
+			}
+			r.Mount, r.Path = parts[0], strings.Join(parts[1:], "/")
+			return nil
+		},
+		Format: func(r Ref) []string { return append([]string{r.Mount}, strings.Split(r.Path, "/")...) },
+		Open:   openFixed,
+	},
+	{Name: "raw", Opaque: true, Params: []string{"attribute"}, Open: openFixed},
+	{Name: "plain", Open: openFixed},
+}
+
+func openFixed(_ context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
+	return keyprovider.ProviderFunc(func(context.Context) (keyprovider.Key, error) {
+		return req.Service.ParseKey(keyA, "7")
+	}), nil
+}
+
+// testResolver returns a Resolver knowing env, file and testSchemes.
+func testResolver() *keyprovider.Resolver {
+	r := keyprovider.NewResolver()
+	for _, s := range testSchemes {
+		r.Register(s)
+	}
+	return r
+}
 
 func TestParseRefValid(t *testing.T) {
 	tests := []struct {
@@ -29,62 +66,48 @@ func TestParseRefValid(t *testing.T) {
 		{in: "file:///caf%C3%A9", want: Ref{Scheme: "file", Path: "/café"}, canonical: "file:///café"},
 		{in: "file:///café", want: Ref{Scheme: "file", Path: "/café"}},
 		{in: "file:///x:y=z&w", want: Ref{Scheme: "file", Path: "/x:y=z&w"}},
-		// vault
-		{in: "vault://kv/tessera", want: Ref{Scheme: "vault", Mount: "kv", Path: "tessera"}},
-		{in: "vault://kv/apps/tessera/prod#api_key", want: Ref{Scheme: "vault", Mount: "kv", Path: "apps/tessera/prod", Field: "api_key"}},
+		{in: "file:///a%2Fb", want: Ref{Scheme: "file", Path: "/a/b"}, canonical: "file:///a/b"},
+		// a scheme with a mount
+		{in: "mnt://kv/apps/tessera/prod#api_key", want: Ref{Scheme: "mnt", Mount: "kv", Path: "apps/tessera/prod", Field: "api_key"}},
 		{
-			in:   "vault://secret/tessera#api_key?version=3",
-			want: Ref{Scheme: "vault", Mount: "secret", Path: "tessera", Field: "api_key", Params: map[string]string{"version": "3"}},
+			in:        "MNT://secret/tessera?namespace=team-a/prod&version=12#api_key",
+			want:      Ref{Scheme: "mnt", Mount: "secret", Path: "tessera", Field: "api_key", Params: map[string]string{"version": "12", "namespace": "team-a/prod"}},
+			canonical: "mnt://secret/tessera#api_key?version=12&namespace=team-a/prod",
 		},
-		{
-			in:        "vault://secret/tessera?namespace=team-a/prod&version=12#api_key",
-			want:      Ref{Scheme: "vault", Mount: "secret", Path: "tessera", Field: "api_key", Params: map[string]string{"version": "12", "namespace": "team-a/prod"}},
-			canonical: "vault://secret/tessera#api_key?version=12&namespace=team-a/prod",
-		},
-		{
-			in:        "vault://kv/t?version=007",
-			want:      Ref{Scheme: "vault", Mount: "kv", Path: "t", Params: map[string]string{"version": "7"}},
-			canonical: "vault://kv/t?version=7",
-		},
-		{in: "vault://team%2Fkv/app#key", want: Ref{Scheme: "vault", Mount: "team/kv", Path: "app", Field: "key"}},
-		{in: "vault://kv/a%2Fb", want: Ref{Scheme: "vault", Mount: "kv", Path: "a/b"}, canonical: "vault://kv/a/b"},
-		{in: "vault://kv/app#we%23ird%3Ffield", want: Ref{Scheme: "vault", Mount: "kv", Path: "app", Field: "we#ird?field"}},
-		// awssm
-		{in: "awssm://prod/tessera", want: Ref{Scheme: "awssm", Path: "prod/tessera"}},
-		{
-			in:   "awssm://prod/tessera#api_key?region=eu-west-1&stage=AWSPREVIOUS",
-			want: Ref{Scheme: "awssm", Path: "prod/tessera", Field: "api_key", Params: map[string]string{"region": "eu-west-1", "stage": "AWSPREVIOUS"}},
-		},
-		{
-			in:   "awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/tessera-AbCdEf#api_key",
-			want: Ref{Scheme: "awssm", Path: "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/tessera-AbCdEf", Field: "api_key"},
-		},
-		{
-			in:        "awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf?version-id=EXAMPLE1-90ab&region=us-east-1",
-			want:      Ref{Scheme: "awssm", Path: "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf", Params: map[string]string{"region": "us-east-1", "version-id": "EXAMPLE1-90ab"}},
-			canonical: "awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf?region=us-east-1&version-id=EXAMPLE1-90ab",
-		},
-		{in: "awssm://a+b=c.d@e_f-g", want: Ref{Scheme: "awssm", Path: "a+b=c.d@e_f-g"}},
-		{in: "awssm://t#a%26b%3Dc?stage=my%26stage", want: Ref{Scheme: "awssm", Path: "t", Field: "a&b=c", Params: map[string]string{"stage": "my&stage"}}, canonical: "awssm://t#a&b=c?stage=my%26stage"},
-		// op
-		{in: "op://Private/Tessera/credential", want: Ref{Scheme: "op", Path: "Private/Tessera/credential"}},
-		{in: "op://Prod Vault/Tessera API/keys/api key", want: Ref{Scheme: "op", Path: "Prod Vault/Tessera API/keys/api key"}},
-		{in: "op://v/i/s/f?attribute=otp", want: Ref{Scheme: "op", Path: "v/i/s/f", Params: map[string]string{"attribute": "otp"}}},
-		{in: "op://v/i/f%20x", want: Ref{Scheme: "op", Path: "v/i/f%20x"}},
+		{in: "mnt://team%2Fkv/app#key", want: Ref{Scheme: "mnt", Mount: "team/kv", Path: "app", Field: "key"}},
+		{in: "mnt://kv/a%2Fb", want: Ref{Scheme: "mnt", Mount: "kv", Path: "a/b"}, canonical: "mnt://kv/a/b"},
+		{in: "mnt://kv/app#we%23ird%3Ffield", want: Ref{Scheme: "mnt", Mount: "kv", Path: "app", Field: "we#ird?field"}},
+		{in: "mnt://k/t#a%26b%3Dc?namespace=my%26ns", want: Ref{Scheme: "mnt", Mount: "k", Path: "t", Field: "a&b=c", Params: map[string]string{"namespace": "my&ns"}}, canonical: "mnt://k/t#a&b=c?namespace=my%26ns"},
+		// an opaque scheme
+		{in: "raw://Prod Vault/Tessera API/keys/api key", want: Ref{Scheme: "raw", Path: "Prod Vault/Tessera API/keys/api key"}},
+		{in: "raw://v/i/f%20x?attribute=otp", want: Ref{Scheme: "raw", Path: "v/i/f%20x", Params: map[string]string{"attribute": "otp"}}},
+		// the default grammar
+		{in: "plain://a/b%20c", want: Ref{Scheme: "plain", Path: "a/b c"}},
 	}
+	r := testResolver()
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := keyprovider.ParseRef(tc.in)
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			got, err := r.Parse(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Parse = %#v, want %#v", got, tc.want)
+			}
 			canonical := tc.canonical
 			if canonical == "" {
 				canonical = tc.in
 			}
-			assert.Equal(t, canonical, got.String())
-			again, err := keyprovider.ParseRef(got.String())
-			require.NoError(t, err, "the canonical text must parse")
-			assert.Equal(t, got, again, "parse → String → parse")
+			if got.String() != canonical {
+				t.Errorf("String = %q, want %q", got.String(), canonical)
+			}
+			again, err := r.Parse(got.String())
+			if err != nil {
+				t.Fatalf("the canonical text must parse: %v", err)
+			}
+			if !reflect.DeepEqual(again, got) {
+				t.Errorf("parse → String → parse = %#v, want %#v", again, got)
+			}
 		})
 	}
 }
@@ -99,13 +122,14 @@ func TestParseRefInvalid(t *testing.T) {
 		{"vault:/kv/x", `does not start with "scheme://"`},
 		{"://x", `does not start with "scheme://"`},
 		{"1abc://x", `does not start with "scheme://"`},
-		{"foo://bar", `unknown scheme "foo"; known: env, file, vault, awssm, op`},
-		{"vualt://kv/x", `(did you mean vault://?)`},
+		{"foo://bar", `unknown scheme "foo"; known: awssm, env, file, mnt, op, plain, raw, vault`},
+		{"mtn://kv/x", `(did you mean mnt://?)`},
 		{"http://example.com/key", `unknown scheme "http"`},
 		// env
 		{"env://", "takes a variable name"},
 		{"env://1X", "takes a variable name"},
 		{"env://A-B", "takes a variable name"},
+		{"env://A/B", "takes a variable name"},
 		{"env://A#f", "take no #field"},
 		{"env://A?x=1", `unknown parameter "x": this scheme takes none`},
 		// file
@@ -119,49 +143,52 @@ func TestParseRefInvalid(t *testing.T) {
 		{"file:///a%ff", "invalid UTF-8"},
 		{"file:///a\nb", "control character 0x0a"},
 		{"file:///a#b", "take no #field"},
-		// vault
-		{"vault://kv", "takes a mount and a path"},
-		{"vault://kv/", "takes a mount and a path"},
-		{"vault:///x", "takes a mount and a path"},
-		{"vault://kv//x", "empty segment"},
-		{"vault://kv/x/", "empty segment"},
-		{"vault://kv/x#", "empty #field"},
-		{"vault://kv/x?", `"?" with no parameters`},
-		{"vault://kv/x#f?version=0", "positive integer"},
-		{"vault://kv/x#f?version=-1", "positive integer"},
-		{"vault://kv/x#f?version=latest", "positive integer"},
-		{"vault://kv/x#f?version=1&version=2", "given twice"},
-		{"vault://kv/x#f?version=", "parameter version is empty"},
-		{"vault://kv/x#f?version", `must be "name=value"`},
-		{"vault://kv/x#f?verison=1", `unknown parameter "verison" (allowed: version, namespace)`},
-		{"vault://kv/x#f#g", `a second '#'`},
-		{"vault://kv/x?version=1?namespace=a", `a second '?'`},
-		{"vault://kv/x#f?version=1#g", `a second '#'`},
-		// awssm
-		{"awssm://", "takes a secret name or ARN"},
-		{"awssm://a b", "space"},
-		{"awssm://a%20b", "not allowed in a secret name"},
-		{"awssm://arn:aws:s3:::bucket", "not a Secrets Manager secret ARN"},
-		{"awssm://t?stage=AWSCURRENT&version-id=v1", "give one"},
-		{"awssm://t?region=EU_WEST", "AWS region name"},
-		{"awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf?region=eu-west-1", "differs from the ARN's region us-east-1"},
-		{"awssm://t?version=1", `unknown parameter "version" (allowed: region, stage, version-id)`},
-		// op
-		{"op://v/i", "op://VAULT/ITEM/[SECTION/]FIELD"},
-		{"op://v/i/s/f/g", "op://VAULT/ITEM/[SECTION/]FIELD"},
-		{"op://v//f", "op://VAULT/ITEM/[SECTION/]FIELD"},
-		{"op://v/i/f#x", "take no #field"},
-		{"op://v/i/f?field=x", `unknown parameter "field" (allowed: attribute, ssh-format)`},
+		// the generic grammar
+		{"mnt://kv", "takes a mount and a path"},
+		{"mnt://kv/x#", "empty #field"},
+		{"mnt://kv/x?", `"?" with no parameters`},
+		{"mnt://kv/x#f?version=1&version=2", "given twice"},
+		{"mnt://kv/x#f?version=", "parameter version is empty"},
+		{"mnt://kv/x#f?version", `must be "name=value"`},
+		{"mnt://kv/x#f?verison=1", `unknown parameter "verison" (allowed: version, namespace)`},
+		{"mnt://kv/x#f#g", `a second '#'`},
+		{"mnt://kv/x?version=1?namespace=a", `a second '?'`},
+		{"mnt://kv/x#f?version=1#g", `a second '#'`},
+		{"raw://v/i/f#x", "take no #field"},
+		{"raw://v/i/f?field=x", `unknown parameter "field" (allowed: attribute)`},
+		{"plain://", "empty path"},
 	}
+	r := testResolver()
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			_, err := keyprovider.ParseRef(tc.in)
-			require.Error(t, err)
-			assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+			_, err := r.Parse(tc.in)
 			var re *keyprovider.RefError
-			require.ErrorAs(t, err, &re)
-			assert.Contains(t, err.Error(), tc.want)
+			if !errors.As(err, &re) || !errors.Is(err, keyprovider.ErrInvalidKey) {
+				t.Fatalf("err = %v, want a *RefError wrapping ErrInvalidKey", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tc.want)
+			}
 		})
+	}
+}
+
+// A reference to a backend's scheme, whose package is not linked in, is an
+// error at parse time that names the package to import.
+func TestParseRefNotLinked(t *testing.T) {
+	for _, tc := range []struct{ ref, pkg string }{
+		{"vault://kv/tessera#api_key", "github.com/keyprovider/keyprovider/vault"},
+		{"awssm://prod/tessera", "github.com/keyprovider/keyprovider/awssm"},
+		{"op://Private/Tessera/credential", "github.com/keyprovider/keyprovider/onepassword"},
+	} {
+		_, err := keyprovider.ParseRef(tc.ref)
+		if !errors.Is(err, keyprovider.ErrSchemeNotLinked) || !errors.Is(err, keyprovider.ErrInvalidKey) {
+			t.Errorf("ParseRef(%q) = %v, want ErrSchemeNotLinked and ErrInvalidKey", tc.ref, err)
+			continue
+		}
+		if want := `import _ "` + tc.pkg + `"`; !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRef(%q) = %q, want it to contain %s", tc.ref, err, want)
+		}
 	}
 }
 
@@ -175,14 +202,17 @@ func TestParseRefUnknownSchemeDoesNotEchoKeys(t *testing.T) {
 	} {
 		t.Run(in, func(t *testing.T) {
 			_, err := keyprovider.ParseRef(in)
-			require.Error(t, err)
-			scheme, _, _ := strings.Cut(in, "://")
-			assert.NotContains(t, err.Error(), scheme)
-			assert.NotContains(t, strings.ToLower(err.Error()), strings.ToLower(scheme))
-			assert.Contains(t, err.Error(), "not shown")
 			var re *keyprovider.RefError
-			require.True(t, errors.As(err, &re))
-			assert.Empty(t, re.Ref)
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v, want a *RefError", err)
+			}
+			scheme, _, _ := strings.Cut(in, "://")
+			if msg := strings.ToLower(err.Error()); strings.Contains(msg, strings.ToLower(scheme)) || !strings.Contains(msg, "not shown") {
+				t.Errorf("err = %q: must not show %q, and must say so", err, scheme)
+			}
+			if re.Ref != "" {
+				t.Errorf("Ref = %q, want empty", re.Ref)
+			}
 		})
 	}
 }
@@ -191,48 +221,126 @@ func TestParseRefUnknownSchemeDoesNotEchoKeys(t *testing.T) {
 // all: a Tesseral key containing "://" stays a literal key.
 func TestParseRefNotASchemeIsNotAReference(t *testing.T) {
 	_, err := keyprovider.ParseRef("tesseral_secret_key_0123://x")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "not a reference")
-	assert.NotContains(t, err.Error(), "0123")
+	if err == nil || !strings.Contains(err.Error(), "not a reference") || strings.Contains(err.Error(), "0123") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A reference can be a pasted key, or hold one (a query value, a path): no
+// part of a RefError that could be a key is printed, with any verb, and what
+// is printed is bounded.
+func TestRefErrorNeverPrintsAKey(t *testing.T) {
+	const (
+		prefixed = "sk-tessera-Zq9x7Lm2Pr4TkV8wQ3nB"
+		entropy  = "Zq9x7Lm2Pr4TkV8wQ3nB5yH1"
+	)
+	r := testResolver()
+	tests := []struct{ in, secret string }{
+		{"file://" + prefixed, prefixed},     // not absolute
+		{"file://" + entropy, entropy},       // not absolute
+		{"env://" + prefixed, prefixed},      // not a variable name
+		{"env://" + entropy + "#x", entropy}, // no field
+		{"mnt://kv/x?version=" + prefixed + "&version=1", prefixed},
+		{"mnt://kv/x?" + prefixed + "=1", prefixed}, // an unknown parameter's name
+		{"mnt://kv/x?" + entropy + "=1", entropy},
+		{"raw://v/" + prefixed + "/f#x", prefixed},
+		{"vault://kv/" + prefixed, prefixed},         // not linked
+		{"vault://kv/x?version=" + entropy, entropy}, // not linked
+	}
+	for _, tc := range tests {
+		t.Run(tc.in[:min(len(tc.in), 40)], func(t *testing.T) {
+			_, err := r.Parse(tc.in)
+			var re *keyprovider.RefError
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v, want a *RefError", err)
+			}
+			re.Var = "TESSERA_API_KEY"
+			for _, msg := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", re), fmt.Sprintf("%v", *re), re.Ref, re.Reason} {
+				if strings.Contains(msg, tc.secret) || strings.Contains(msg, tc.secret[len(tc.secret)-8:]) {
+					t.Errorf("printed the secret: %s", msg)
+				}
+			}
+		})
+	}
+
+	// What is printed of a long reference is bounded.
+	_, err := r.Parse("file:///" + strings.Repeat("a/", 200) + "x y")
+	var re *keyprovider.RefError
+	if !errors.As(err, &re) || len(re.Ref) > 100 || len(err.Error()) > 200 {
+		t.Errorf("a long reference is shown in %d bytes: %v", len(re.Ref), err)
+	}
+
+	// A RefError built by hand is scrubbed when printed.
+	e := &keyprovider.RefError{Ref: "file://" + prefixed, Reason: "holds " + entropy, Err: errors.New("cause " + prefixed)}
+	if msg := e.Error(); strings.Contains(msg, prefixed) || strings.Contains(msg, entropy) {
+		t.Errorf("Error() = %q", msg)
+	}
+}
+
+// A reference with nothing secret in it is shown as written, so the
+// operator can see what to fix.
+func TestRefErrorShowsAnOrdinaryReference(t *testing.T) {
+	_, err := testResolver().Parse("mnt://kv/tessera/prod#api_key?verison=2")
+	want := `keyprovider: reference "mnt://kv/tessera/prod#api_key?verison=2": unknown parameter "verison"`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %v, want %s...", err, want)
+	}
 }
 
 func TestRefStringZeroAndParam(t *testing.T) {
-	assert.Equal(t, "", Ref{}.String())
-	assert.True(t, Ref{}.IsZero())
-	r, err := keyprovider.ParseRef("vault://kv/x?version=2")
-	require.NoError(t, err)
-	assert.False(t, r.IsZero())
-	assert.Equal(t, "2", r.Param("version"))
-	assert.Equal(t, "", r.Param("namespace"))
+	if s := (Ref{}).String(); s != "" {
+		t.Errorf("zero Ref String = %q", s)
+	}
+	r, err := testResolver().Parse("mnt://kv/x?version=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Params["version"] != "2" || r.Params["namespace"] != "" {
+		t.Errorf("Params: %q, %q", r.Params["version"], r.Params["namespace"])
+	}
+	// A scheme no Resolver knows is written in the generic grammar.
+	if s := (Ref{Scheme: "nowhere", Path: "a b/c", Field: "f", Params: map[string]string{"z": "1", "a": "&"}}).String(); s != "nowhere://a%20b/c#f?a=%26&z=1" {
+		t.Errorf("String = %q", s)
+	}
 }
 
 // A Ref built by hand, with characters that need escaping, prints as text
 // that parses back to it.
 func TestRefStringEscapes(t *testing.T) {
-	tests := []Ref{
+	r := testResolver()
+	for _, want := range []Ref{
 		{Scheme: "file", Path: "/dir with space/#hash?q%pct\ttab"},
-		{Scheme: "vault", Mount: "team/kv", Path: "a b/c#d", Field: "f?g#h%i", Params: map[string]string{"namespace": "n&s=x", "version": "4"}},
-		{Scheme: "awssm", Path: "prod/t", Field: "a b", Params: map[string]string{"stage": "S&T", "region": "eu-west-1"}},
-	}
-	for _, want := range tests {
+		{Scheme: "mnt", Mount: "team/kv", Path: "a b/c#d", Field: "f?g#h%i", Params: map[string]string{"namespace": "n&s=x", "version": "4"}},
+	} {
 		t.Run(want.String(), func(t *testing.T) {
-			got, err := keyprovider.ParseRef(want.String())
-			require.NoError(t, err)
-			assert.Equal(t, want, got)
+			got, err := r.Parse(want.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %#v, want %#v", got, want)
+			}
 		})
 	}
 }
 
+func TestSchemesOfTheRoot(t *testing.T) {
+	if got := keyprovider.Schemes(); !slices.Equal(got, []string{"env", "file"}) {
+		t.Errorf("Schemes() = %v: the root package links in no backend", got)
+	}
+}
+
 func BenchmarkParseRef(b *testing.B) {
+	r := testResolver()
 	for _, in := range []string{
 		"env://OTHER_VAR",
-		"vault://secret/apps/tessera#api_key?version=3&namespace=team-a",
-		"awssm://arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/tessera-AbCdEf#api_key",
+		"mnt://secret/apps/tessera#api_key?version=3&namespace=team-a",
+		"file:///run/secrets/tessera",
 	} {
 		b.Run(strings.SplitN(in, ":", 2)[0], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := keyprovider.ParseRef(in); err != nil {
+				if _, err := r.Parse(in); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/keyprovider/keyprovider"
 )
@@ -26,40 +26,50 @@ func mapEnv(vars map[string]string) func(string) (string, bool) {
 	}
 }
 
+// fetch opens ref on the default Resolver and fetches its key once.
+func fetch(t *testing.T, ref string, opts ...keyprovider.EnvOption) (keyprovider.Key, error) {
+	t.Helper()
+	p, err := keyprovider.Open(context.Background(), ref, keyprovider.Tessera, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", ref, err)
+	}
+	return p.Fetch(context.Background())
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenBuiltinSchemes(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "key")
-	require.NoError(t, os.WriteFile(path, []byte(keyA+"\n"), 0o600))
+	writeFile(t, path, keyA+"\n")
 
 	t.Run("file", func(t *testing.T) {
-		p, err := keyprovider.Open(ctx, "file://"+path, keyprovider.Tessera)
-		require.NoError(t, err)
-		k, err := p.Fetch(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, keyA, k.Reveal())
-		// Re-read on every Fetch.
-		require.NoError(t, os.WriteFile(path, []byte(keyB), 0o600))
-		k, err = p.Fetch(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, keyB, k.Reveal())
+		if k, err := fetch(t, "file://"+path); err != nil || k.Reveal() != keyA {
+			t.Fatalf("Fetch = %v, %v; want %s", k, err, keyprovider.NewKey(keyA, ""))
+		}
+		writeFile(t, path, keyB) // re-read on every Fetch
+		if k, err := fetch(t, "file://"+path); err != nil || k.Reveal() != keyB {
+			t.Fatalf("Fetch after a change = %v, %v", k, err)
+		}
 	})
 	t.Run("env", func(t *testing.T) {
-		vars := map[string]string{"OTHER": " " + keyA + "\n"}
-		p, err := keyprovider.Open(ctx, "env://OTHER", keyprovider.Tessera, keyprovider.WithLookupEnv(mapEnv(vars)))
-		require.NoError(t, err)
-		k, err := p.Fetch(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, keyA, k.Reveal())
+		env := keyprovider.WithLookupEnv(mapEnv(map[string]string{"OTHER": " " + keyA + "\n"}))
+		if k, err := fetch(t, "env://OTHER", env); err != nil || k.Reveal() != keyA {
+			t.Fatalf("Fetch = %v, %v", k, err)
+		}
 	})
 }
 
 func TestOpenBuiltinErrors(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad")
-	require.NoError(t, os.WriteFile(bad, []byte("sk-other-SECRETVALUE123"), 0o600))
+	writeFile(t, bad, "sk-other-SECRETVALUE123")
 	quoted := filepath.Join(dir, "quoted")
-	require.NoError(t, os.WriteFile(quoted, []byte(`"sk-tessera-SECRETVALUE123"`+"\n"), 0o600))
+	writeFile(t, quoted, `"sk-tessera-SECRETVALUE123"`+"\n")
 	tests := []struct {
 		name string
 		ref  string
@@ -78,72 +88,86 @@ func TestOpenBuiltinErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := keyprovider.Open(ctx, tc.ref, keyprovider.Tessera, keyprovider.WithLookupEnv(mapEnv(tc.env)))
-			require.NoError(t, err)
-			_, err = p.Fetch(ctx)
-			require.Error(t, err)
-			assert.ErrorIs(t, err, tc.kind)
+			_, err := fetch(t, tc.ref, keyprovider.WithLookupEnv(mapEnv(tc.env)))
 			var e *keyprovider.Error
-			require.ErrorAs(t, err, &e)
-			assert.NotContains(t, err.Error(), "SECRETVALUE")
+			if !errors.Is(err, tc.kind) || !errors.As(err, &e) {
+				t.Fatalf("err = %v, want a *keyprovider.Error of kind %v", err, tc.kind)
+			}
+			if strings.Contains(err.Error(), "SECRETVALUE") {
+				t.Errorf("err = %q shows the key", err)
+			}
 		})
+	}
+}
+
+// A file:// path that could be a key (a key pasted after file:///) is
+// never printed by the error of its Fetch.
+func TestOpenFileErrorDoesNotPrintAKeyShapedPath(t *testing.T) {
+	const key = "sk-tessera-Zq9x7Lm2Pr4TkV8wQ3nB"
+	_, err := fetch(t, "file:///"+key)
+	if !errors.Is(err, keyprovider.ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "Zq9x7Lm2") {
+		t.Errorf("err = %q shows the key", err)
 	}
 }
 
 func TestOpenCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := keyprovider.Open(ctx, "env://X", keyprovider.Tessera)
-	assert.ErrorIs(t, err, context.Canceled)
-
+	if _, err := keyprovider.Open(ctx, "env://X", keyprovider.Tessera); !errors.Is(err, context.Canceled) {
+		t.Errorf("Open = %v, want context.Canceled", err)
+	}
 	p, err := keyprovider.Open(context.Background(), "env://X", keyprovider.Tessera,
 		keyprovider.WithLookupEnv(mapEnv(map[string]string{"X": keyA})))
-	require.NoError(t, err)
-	_, err = p.Fetch(ctx)
-	assert.ErrorIs(t, err, context.Canceled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Fetch(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Fetch = %v, want context.Canceled", err)
+	}
 }
 
-// A reference of a scheme this package knows, whose backend is not linked
-// into the test binary, says what to import.
+// A reference of a backend's scheme, whose package is not linked into the
+// test binary, says what to import, or, on a Resolver of one's own, what to
+// register.
 func TestOpenNotLinked(t *testing.T) {
-	tests := []struct{ ref, pkg string }{
+	for _, tc := range []struct{ ref, pkg string }{
 		{"vault://kv/tessera#api_key", "github.com/keyprovider/keyprovider/vault"},
 		{"awssm://prod/tessera", "github.com/keyprovider/keyprovider/awssm"},
 		{"op://Private/Tessera/credential", "github.com/keyprovider/keyprovider/onepassword"},
-	}
-	for _, tc := range tests {
+	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			_, err := keyprovider.Open(context.Background(), tc.ref, keyprovider.Tessera)
-			require.Error(t, err)
-			assert.ErrorIs(t, err, keyprovider.ErrSchemeNotLinked)
-			assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
-			assert.Contains(t, err.Error(), `import _ "`+tc.pkg+`"`)
-
-			// An explicit Resolver says to register instead.
+			if !errors.Is(err, keyprovider.ErrSchemeNotLinked) || !errors.Is(err, keyprovider.ErrInvalidKey) {
+				t.Fatalf("err = %v, want ErrSchemeNotLinked and ErrInvalidKey", err)
+			}
+			if !strings.Contains(err.Error(), `import _ "`+tc.pkg+`"`) {
+				t.Errorf("err = %q does not say what to import", err)
+			}
 			_, err = keyprovider.NewResolver().Open(context.Background(), tc.ref, keyprovider.Tessera)
-			assert.ErrorIs(t, err, keyprovider.ErrSchemeNotLinked)
-			assert.Contains(t, err.Error(), "not registered on this Resolver")
-			assert.Contains(t, err.Error(), tc.pkg)
+			if !errors.Is(err, keyprovider.ErrSchemeNotLinked) || !strings.Contains(err.Error(), "not registered on this Resolver") || !strings.Contains(err.Error(), tc.pkg) {
+				t.Errorf("err = %v, want ErrSchemeNotLinked saying to register %s", err, tc.pkg)
+			}
 		})
 	}
-	assert.Equal(t, []string{"env", "file"}, keyprovider.Schemes(), "the root package links in no backend")
 }
 
 func TestOpenUnknownScheme(t *testing.T) {
 	_, err := keyprovider.Open(context.Background(), "foo://bar", keyprovider.Tessera)
 	var re *keyprovider.RefError
-	require.ErrorAs(t, err, &re)
-	assert.Contains(t, err.Error(), `unknown scheme "foo"`)
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), `unknown scheme "foo"`) {
+		t.Fatalf("err = %v", err)
+	}
 }
 
-// openerRecorder records what it was asked to open and returns a Provider
-// of a fixed key.
-type openerRecorder struct {
-	got []keyprovider.OpenRequest
-}
+// recorder is a Scheme's Open that records what it was asked to open and
+// returns a Provider of a fixed key.
+type recorder struct{ got []keyprovider.OpenRequest }
 
-func (o *openerRecorder) OpenRef(_ context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
-	o.got = append(o.got, req)
+func (rec *recorder) open(_ context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
+	rec.got = append(rec.got, req)
 	return keyprovider.ProviderFunc(func(context.Context) (keyprovider.Key, error) {
 		return req.Service.ParseKey(keyA, "7")
 	}), nil
@@ -152,73 +176,71 @@ func (o *openerRecorder) OpenRef(_ context.Context, req keyprovider.OpenRequest)
 func TestResolverRegister(t *testing.T) {
 	ctx := context.Background()
 	r := keyprovider.NewResolver()
-	rec := &openerRecorder{}
-	r.Register("vault", rec)
-	assert.Equal(t, []string{"env", "file", "vault"}, r.Schemes())
-	assert.Equal(t, []string{"env", "file"}, keyprovider.Schemes(), "the default resolver is untouched")
+	rec := &recorder{}
+	sch := testSchemes[0] // mnt
+	sch.Open = rec.open
+	r.Register(sch)
+	if got := r.Schemes(); !slices.Equal(got, []string{"env", "file", "mnt"}) {
+		t.Errorf("Schemes() = %v", got)
+	}
+	if got := keyprovider.Schemes(); !slices.Equal(got, []string{"env", "file"}) {
+		t.Errorf("default Schemes() = %v: the default resolver must be untouched", got)
+	}
 
-	env := mapEnv(map[string]string{"VAULT_ADDR": "http://127.0.0.1:8200"})
-	p, err := r.Open(ctx, "vault://kv/app#key?version=2", keyprovider.Tessera, keyprovider.WithLookupEnv(env))
-	require.NoError(t, err)
-	k, err := p.Fetch(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, keyA, k.Reveal())
-
-	require.Len(t, rec.got, 1)
+	env := mapEnv(map[string]string{"MNT_ADDR": "http://127.0.0.1:8200"})
+	p, err := r.Open(ctx, "mnt://kv/app#key?version=2", keyprovider.Tessera, keyprovider.WithLookupEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := p.Fetch(ctx); err != nil || k.Reveal() != keyA {
+		t.Fatalf("Fetch = %v, %v", k, err)
+	}
+	if len(rec.got) != 1 {
+		t.Fatalf("opened %d times, want 1", len(rec.got))
+	}
 	req := rec.got[0]
-	assert.Equal(t, keyprovider.Ref{Scheme: "vault", Mount: "kv", Path: "app", Field: "key", Params: map[string]string{"version": "2"}}, req.Ref)
-	assert.Equal(t, keyprovider.Tessera, req.Service)
-	assert.Equal(t, "http://127.0.0.1:8200", req.Getenv("VAULT_ADDR"), "openers see the injected environment")
-	assert.Equal(t, "", req.Getenv("AWS_REGION"))
-}
+	want := keyprovider.Ref{Scheme: "mnt", Mount: "kv", Path: "app", Field: "key", Params: map[string]string{"version": "2"}}
+	if !reflect.DeepEqual(req.Ref, want) || req.Service.Name != keyprovider.Tessera.Name {
+		t.Errorf("request = %+v", req)
+	}
+	if v, ok := req.LookupEnv("MNT_ADDR"); !ok || v != "http://127.0.0.1:8200" {
+		t.Errorf("the opener must see the injected environment: %q, %v", v, ok)
+	}
 
-func TestResolverCustomScheme(t *testing.T) {
-	ctx := context.Background()
-	r := keyprovider.NewResolver()
-	rec := &openerRecorder{}
-	r.Register("gcpsm", rec)
-
-	_, err := keyprovider.ParseRef("gcpsm://projects/p/secrets/s")
-	assert.Error(t, err, "ParseRef knows only the built-in grammar")
-
-	ref, err := r.Parse("gcpsm://projects/p/secrets/s#f?any=thing&b=1")
-	require.NoError(t, err)
-	assert.Equal(t, keyprovider.Ref{Scheme: "gcpsm", Path: "projects/p/secrets/s", Field: "f", Params: map[string]string{"any": "thing", "b": "1"}}, ref)
-	assert.Equal(t, "gcpsm://projects/p/secrets/s#f?any=thing&b=1", ref.String())
-
-	_, err = r.Open(ctx, "gcpsm://projects/p/secrets/s", keyprovider.Tessera)
-	require.NoError(t, err)
-	require.Len(t, rec.got, 1)
+	// With no injected environment the opener is told so: its backend then
+	// uses the process environment and its own defaults.
+	if _, err := r.Open(ctx, "mnt://kv/app", keyprovider.Tessera); err != nil {
+		t.Fatal(err)
+	}
+	if rec.got[1].LookupEnv != nil {
+		t.Error("LookupEnv must be nil when the caller injected none")
+	}
 }
 
 func TestResolverRegisterPanics(t *testing.T) {
-	rec := &openerRecorder{}
+	testResolver() // registers mnt://, whose grammar "another grammar" contradicts
+	ok := keyprovider.Scheme{Name: "dup", Open: openFixed}
 	tests := []struct {
-		name   string
-		scheme string
-		o      keyprovider.Opener
-		want   string
+		name string
+		s    keyprovider.Scheme
+		want string
 	}{
-		{"duplicate", "vault", rec, "keyprovider: Register called twice for scheme vault"},
-		{"built-in env", "env", rec, "keyprovider: Register called twice for scheme env"},
-		{"nil opener", "awssm", nil, "nil Opener"},
-		{"upper case", "Vault2", rec, "invalid scheme"},
-		{"empty", "", rec, "invalid scheme"},
-		{"with separator", "a://b", rec, "invalid scheme"},
+		{"duplicate", ok, "keyprovider: Register called twice for scheme dup"},
+		{"another grammar", keyprovider.Scheme{Name: "mnt", Field: false, Open: openFixed}, "another grammar"},
+		{"built-in env", keyprovider.Scheme{Name: "env", Open: openFixed}, "keyprovider: Register called twice for scheme env"},
+		{"nil Open", keyprovider.Scheme{Name: "other"}, "nil Open"},
+		{"upper case", keyprovider.Scheme{Name: "Vault2", Open: openFixed}, "invalid scheme"},
+		{"empty", keyprovider.Scheme{Open: openFixed}, "invalid scheme"},
+		{"with separator", keyprovider.Scheme{Name: "a://b", Open: openFixed}, "invalid scheme"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := keyprovider.NewResolver()
-			r.Register("vault", rec)
-			got := panicValue(func() {
-				if tc.o == nil {
-					r.Register(tc.scheme, nil)
-					return
-				}
-				r.Register(tc.scheme, tc.o)
-			})
-			require.IsType(t, "", got, "Register must panic with a string")
-			assert.Contains(t, got, tc.want)
+			r.Register(ok)
+			got, isString := panicValue(func() { r.Register(tc.s) }).(string)
+			if !isString || !strings.Contains(got, tc.want) {
+				t.Errorf("panic %q, want a string containing %q", got, tc.want)
+			}
 		})
 	}
 }
@@ -226,17 +248,20 @@ func TestResolverRegisterPanics(t *testing.T) {
 // The default resolver's RegisterScheme panics on a duplicate too: env is
 // built in.
 func TestRegisterSchemeDuplicatePanics(t *testing.T) {
-	assert.Panics(t, func() { keyprovider.RegisterScheme("env", &openerRecorder{}) })
+	if panicValue(func() { keyprovider.RegisterScheme(keyprovider.Scheme{Name: "env", Open: openFixed}) }) == nil {
+		t.Error("RegisterScheme of env must panic")
+	}
 }
 
 func TestOpenerErrorPassesThrough(t *testing.T) {
 	boom := errors.New("boom")
 	r := keyprovider.NewResolver()
-	r.Register("vault", keyprovider.OpenerFunc(func(context.Context, keyprovider.OpenRequest) (keyprovider.Provider, error) {
+	r.Register(keyprovider.Scheme{Name: "boom", Open: func(context.Context, keyprovider.OpenRequest) (keyprovider.Provider, error) {
 		return nil, boom
-	}))
-	_, err := r.Open(context.Background(), "vault://kv/x", keyprovider.Tessera)
-	assert.ErrorIs(t, err, boom)
+	}})
+	if _, err := r.Open(context.Background(), "boom://kv/x", keyprovider.Tessera); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
 }
 
 func panicValue(f func()) (v any) {

@@ -274,14 +274,24 @@ func checkRegion(region string) error {
 }
 
 // arnRegion returns the region of a Secrets Manager secret ARN,
-// "arn:partition:secretsmanager:region:account:secret:name-suffix".
+// "arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", checking every
+// part that can be checked offline. The reference grammar (scheme.go) and
+// New both use it, so an ARN is judged alike wherever it is given.
 func arnRegion(arn string) (string, error) {
 	parts := strings.SplitN(arn, ":", 7)
-	if len(parts) != 7 || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[3] == "" || parts[6] == "" {
+	if len(parts) != 7 || parts[1] == "" || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[3] == "" || parts[6] == "" {
 		return "", errors.New("not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)")
 	}
 	if err := checkRegion(parts[3]); err != nil {
 		return "", fmt.Errorf("the ARN's %w", err)
+	}
+	if parts[4] == "" || strings.ContainsFunc(parts[4], func(c rune) bool { return c < '0' || c > '9' }) {
+		return "", errors.New("the ARN's account is not an AWS account ID (digits)")
+	}
+	for _, c := range parts[1] {
+		if !(c >= 'a' && c <= 'z' || c == '-') {
+			return "", errors.New("the ARN's partition is not an AWS partition such as aws")
+		}
 	}
 	return parts[3], nil
 }

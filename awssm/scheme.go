@@ -2,105 +2,129 @@ package awssm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/keyprovider/keyprovider"
 )
 
-// Scheme is the reference scheme this package opens:
+// Scheme returns the reference scheme this package opens:
 //
 //	awssm://NAME-OR-ARN[#FIELD][?region=R&stage=S&version-id=V]
+//
+// NAME-OR-ARN is a secret's name or its ARN
+// (arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME), in the
+// characters Secrets Manager allows (letters, digits and "/_+=.@-:"); #FIELD
+// is [WithJSONField], stage [WithVersionStage], version-id [WithVersionID]
+// and region [WithRegion]. The parser refuses, as
+// [keyprovider.ErrInvalidKey] before any request: an ARN of another service,
+// a region (in the ARN or the query) that is not an AWS region name such as
+// eu-west-1, an account that is not digits, a region differing from the
+// ARN's, and both a stage and a version-id.
 //
 // Importing the package, even blank, registers it with
 // [keyprovider.RegisterScheme], so that [keyprovider.FromEnv] and
 // [keyprovider.Open] resolve awssm:// references:
 //
 //	import _ "github.com/keyprovider/keyprovider/awssm"
-const Scheme = "awssm"
-
-func init() { keyprovider.RegisterScheme(Scheme, keyprovider.OpenerFunc(OpenRef)) }
-
-// OpenRef is the [keyprovider.Opener] of awssm:// references, for a
-// [keyprovider.Resolver] wired by hand. It returns a Provider made by
-// [FromEnv] for the secret the reference names: #FIELD is
-// [WithJSONField], stage is [WithVersionStage], version-id is
-// [WithVersionID] and region is [WithRegion].
 //
-// The AWS configuration comes from req's environment, which is the process
-// environment unless the caller injected another: AWS_REGION (or
-// AWS_DEFAULT_REGION) when neither the reference nor its ARN names a region,
-// AWS_ENDPOINT_URL_SECRETS_MANAGER (or AWS_ENDPOINT_URL), AWS_PROFILE,
-// AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, and AWS_ACCESS_KEY_ID with
-// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). Whatever it does not set
-// falls back to the SDK's default chain (shared files, SSO, web identity,
-// container and instance roles).
-func OpenRef(ctx context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
+// A [keyprovider.Resolver] wired by hand registers it itself:
+// r.Register(awssm.Scheme()).
+//
+// Opening a reference makes a Provider with [FromConfig]. The AWS
+// configuration comes from AWS_REGION (or AWS_DEFAULT_REGION) when neither
+// the reference nor its ARN names a region, AWS_ENDPOINT_URL_SECRETS_MANAGER
+// (or AWS_ENDPOINT_URL), AWS_PROFILE, AWS_CONFIG_FILE,
+// AWS_SHARED_CREDENTIALS_FILE, and AWS_ACCESS_KEY_ID with
+// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). In the process environment,
+// whatever they do not set falls back to the SDK's default chain (shared
+// files, SSO, web identity, container and instance roles). In an injected
+// environment ([keyprovider.WithLookupEnv]; keyprov --env-file) the
+// credentials come from it alone: its keys, or the files it names, or none
+// (unsigned requests, which AWS refuses); the process's credentials are
+// never sent to an endpoint it names.
+func Scheme() keyprovider.Scheme {
+	return keyprovider.Scheme{
+		Name:   schemeName,
+		Field:  true,
+		Params: []string{"region", "stage", "version-id"},
+		Parse:  parseRef,
+		Open:   openRef,
+	}
+}
+
+const schemeName = "awssm"
+
+func init() { keyprovider.RegisterScheme(Scheme()) }
+
+// parseRef is the grammar of an awssm:// reference: the secret's name or
+// ARN, and its parameters.
+func parseRef(parts []string, r *keyprovider.Ref) error {
+	body := strings.Join(parts, "/")
+	if body == "" {
+		return errors.New("awssm:// takes a secret name or ARN: awssm://prod/tessera#api_key")
+	}
+	for i := 0; i < len(body); i++ {
+		if !isSecretNameByte(body[i]) {
+			return fmt.Errorf("byte %d is not allowed in a secret name or ARN (letters, digits and /_+=.@-: only)", i)
+		}
+	}
+	arnReg := ""
+	if strings.HasPrefix(body, "arn:") {
+		var err error
+		if arnReg, err = arnRegion(body); err != nil {
+			return err
+		}
+	}
+	if region, ok := r.Params["region"]; ok {
+		if err := checkRegion(region); err != nil {
+			return err
+		}
+		if arnReg != "" && arnReg != region {
+			return fmt.Errorf("region %s differs from the ARN's region %s", region, arnReg)
+		}
+	}
+	for _, name := range []string{"stage", "version-id"} {
+		if strings.ContainsFunc(r.Params[name], func(c rune) bool { return c < 0x21 || c == 0x7f }) {
+			return fmt.Errorf("%s contains a space or a control character", name)
+		}
+	}
+	if r.Params["stage"] != "" && r.Params["version-id"] != "" {
+		return errors.New("stage and version-id select a version each; give one")
+	}
+	r.Path = body
+	return nil
+}
+
+// isSecretNameByte reports whether c may appear in a Secrets Manager secret
+// name or ARN.
+func isSecretNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/_+=.@-:", c) >= 0
+}
+
+// openRef opens an awssm:// reference; see [Scheme]. The reference's
+// parameters become options of [FromEnv]; an injected environment
+// ([keyprovider.WithLookupEnv], keyprov --env-file) is passed on with
+// [WithLookupEnv], so that it alone configures the client and its
+// credentials.
+func openRef(ctx context.Context, req keyprovider.OpenRequest) (keyprovider.Provider, error) {
 	ref := req.Ref
 	opts := []Option{WithService(req.Service)}
 	if ref.Field != "" {
 		opts = append(opts, WithJSONField(ref.Field))
 	}
-	if s := ref.Param("stage"); s != "" {
+	if s := ref.Params["stage"]; s != "" {
 		opts = append(opts, WithVersionStage(s))
 	}
-	if v := ref.Param("version-id"); v != "" {
+	if v := ref.Params["version-id"]; v != "" {
 		opts = append(opts, WithVersionID(v))
 	}
-	region := ref.Param("region")
-	if region == "" && !strings.HasPrefix(ref.Path, "arn:") {
-		region = firstEnv(req, "AWS_REGION", "AWS_DEFAULT_REGION")
+	if r := ref.Params["region"]; r != "" {
+		opts = append(opts, WithRegion(r))
 	}
-	if region != "" {
-		opts = append(opts, WithRegion(region))
-	}
-	if endpoint := firstEnv(req, "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"); endpoint != "" {
-		opts = append(opts, WithEndpoint(endpoint))
-	}
-	if load := envLoadOptions(req); len(load) > 0 {
-		opts = append(opts, func(o *Options) { o.LoadOptions = append(o.LoadOptions, load...) })
+	if req.LookupEnv != nil {
+		opts = append(opts, WithLookupEnv(req.LookupEnv))
 	}
 	return FromEnv(ctx, ref.Path, opts...)
-}
-
-// envLoadOptions turns the profile, file and credential variables of req's
-// environment into load options, so that an injected environment (an env
-// file checked by keyprov) configures the client as the process environment
-// would.
-func envLoadOptions(req keyprovider.OpenRequest) []func(*config.LoadOptions) error {
-	var load []func(*config.LoadOptions) error
-	if p := firstEnv(req, "AWS_PROFILE"); p != "" {
-		load = append(load, config.WithSharedConfigProfile(p))
-	}
-	if f := firstEnv(req, "AWS_CONFIG_FILE"); f != "" {
-		load = append(load, config.WithSharedConfigFiles([]string{f}))
-	}
-	if f := firstEnv(req, "AWS_SHARED_CREDENTIALS_FILE"); f != "" {
-		load = append(load, config.WithSharedCredentialsFiles([]string{f}))
-	}
-	id, secret := firstEnv(req, "AWS_ACCESS_KEY_ID"), firstEnv(req, "AWS_SECRET_ACCESS_KEY")
-	if id != "" && secret != "" {
-		creds := aws.Credentials{
-			AccessKeyID:     id,
-			SecretAccessKey: secret,
-			SessionToken:    firstEnv(req, "AWS_SESSION_TOKEN"),
-			Source:          "keyprovider environment",
-		}
-		load = append(load, config.WithCredentialsProvider(aws.CredentialsProviderFunc(
-			func(context.Context) (aws.Credentials, error) { return creds, nil })))
-	}
-	return load
-}
-
-// firstEnv returns the first of names set to a non-blank value in req's
-// environment.
-func firstEnv(req keyprovider.OpenRequest, names ...string) string {
-	for _, name := range names {
-		if v := strings.TrimSpace(req.Getenv(name)); v != "" {
-			return v
-		}
-	}
-	return ""
 }

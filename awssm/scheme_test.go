@@ -2,7 +2,11 @@ package awssm_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -39,7 +43,139 @@ func schemeEnv(t *testing.T, srv *awssmtest.Server, vars map[string]string) keyp
 }
 
 func TestSchemeRegistered(t *testing.T) {
-	assert.Contains(t, keyprovider.Schemes(), awssm.Scheme, "importing awssm registers awssm://")
+	assert.Contains(t, keyprovider.Schemes(), awssm.Scheme().Name, "importing awssm registers awssm://")
+	assert.Equal(t, "awssm", awssm.Scheme().Name)
+}
+
+func TestSchemeParseValid(t *testing.T) {
+	type Ref = keyprovider.Ref
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/tessera-AbCdEf"
+	tests := []struct {
+		in        string
+		want      Ref
+		canonical string // "" means in
+	}{
+		{in: "awssm://prod/tessera", want: Ref{Scheme: "awssm", Path: "prod/tessera"}},
+		{
+			in:   "awssm://prod/tessera#api_key?region=eu-west-1&stage=AWSPREVIOUS",
+			want: Ref{Scheme: "awssm", Path: "prod/tessera", Field: "api_key", Params: map[string]string{"region": "eu-west-1", "stage": "AWSPREVIOUS"}},
+		},
+		{in: "awssm://" + arn + "#api_key", want: Ref{Scheme: "awssm", Path: arn, Field: "api_key"}},
+		{
+			in:        "awssm://" + arn + "?version-id=EXAMPLE1-90ab&region=us-east-1",
+			want:      Ref{Scheme: "awssm", Path: arn, Params: map[string]string{"region": "us-east-1", "version-id": "EXAMPLE1-90ab"}},
+			canonical: "awssm://" + arn + "?region=us-east-1&version-id=EXAMPLE1-90ab",
+		},
+		{in: "awssm://arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:t", want: Ref{Scheme: "awssm", Path: "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:t"}},
+		{in: "awssm://a+b=c.d@e_f-g", want: Ref{Scheme: "awssm", Path: "a+b=c.d@e_f-g"}},
+		{in: "awssm://t#a%26b%3Dc?stage=my%26stage", want: Ref{Scheme: "awssm", Path: "t", Field: "a&b=c", Params: map[string]string{"stage": "my&stage"}}, canonical: "awssm://t#a&b=c?stage=my%26stage"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := keyprovider.ParseRef(tc.in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			canonical := tc.canonical
+			if canonical == "" {
+				canonical = tc.in
+			}
+			assert.Equal(t, canonical, got.String())
+			again, err := keyprovider.ParseRef(got.String())
+			require.NoError(t, err, "the canonical text must parse")
+			assert.Equal(t, got, again, "parse → String → parse")
+		})
+	}
+}
+
+// Every malformed awssm:// reference is ErrInvalidKey at parse time, among
+// them an ARN whose region is not a region name (issue 18.11).
+func TestSchemeParseInvalid(t *testing.T) {
+	const arnTail = ":123456789012:secret:t-AbCdEf"
+	tests := []struct{ in, want string }{
+		{"awssm://", "takes a secret name or ARN"},
+		{"awssm://a b", "space"},
+		{"awssm://a%20b", "not allowed in a secret name"},
+		{"awssm://arn:aws:s3:::bucket", "not a Secrets Manager secret ARN"},
+		{"awssm://t?stage=AWSCURRENT&version-id=v1", "give one"},
+		{"awssm://t?region=EU_WEST", "AWS region name"},
+		{"awssm://t?region=eu-west-1%2F", "AWS region name"},
+		{"awssm://t?stage=a%0Ab", "control character"},
+		{"awssm://arn:aws:secretsmanager:us-east-1" + arnTail + "?region=eu-west-1", "differs from the ARN's region us-east-1"},
+		{"awssm://t?version=1", `unknown parameter "version" (allowed: region, stage, version-id)`},
+		// Malformed regions inside an ARN.
+		{"awssm://arn:aws:secretsmanager:eu/west@1" + arnTail, "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager:EU-WEST-1" + arnTail, "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager:eu-west-" + arnTail, "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager:eu--west-1" + arnTail, "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager:1eu" + arnTail, "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager::123456789012:secret:t", "the ARN's region is not an AWS region name"},
+		{"awssm://arn:aws:secretsmanager:eu-west-1:12345678901a:secret:t", "the ARN's account is not an AWS account ID"},
+		{"awssm://arn:aws:secretsmanager:eu-west-1::secret:t", "the ARN's account is not an AWS account ID"},
+		{"awssm://arn:AWS@x:secretsmanager:eu-west-1:123456789012:secret:t", "the ARN's partition"},
+		{"awssm://arn::secretsmanager:eu-west-1:123456789012:secret:t", "not a Secrets Manager secret ARN"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			_, err := keyprovider.ParseRef(tc.in)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+			var re *keyprovider.RefError
+			require.ErrorAs(t, err, &re)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// An injected environment (an env file checked by keyprov) is complete on
+// its own: with no credentials in it, the process's AWS credentials are not
+// used to sign a request to the endpoint it names (issue 18.6).
+func TestSchemeInjectedEnvironmentIsComplete(t *testing.T) {
+	const processKeyID = "AKIAPROCESSOWNKEY123"
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", processKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "process-secret-access-key-0123456789")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"__type":"UnrecognizedClientException","message":"denied"}`))
+	}))
+	t.Cleanup(srv.Close)
+	seen := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), auth...) }
+
+	fetch := func(t *testing.T, env map[string]string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+		p, err := keyprovider.Open(ctx, "awssm://prod/tessera", keyprovider.Tessera, keyprovider.WithLookupEnv(lookup))
+		require.NoError(t, err)
+		_, err = p.Fetch(ctx)
+		require.Error(t, err, "the recording server denies everything")
+	}
+
+	fetch(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL})
+	got := seen()
+	require.NotEmpty(t, got, "the request goes to the endpoint the environment names")
+	for _, a := range got {
+		assert.NotContains(t, a, processKeyID, "the process's credentials signed a request to the file's endpoint")
+	}
+
+	fetch(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
+		"AWS_ACCESS_KEY_ID": "AKIAFILEOWNKEY000001", "AWS_SECRET_ACCESS_KEY": "file-secret"})
+	got = seen()
+	assert.Contains(t, got[len(got)-1], "AKIAFILEOWNKEY000001", "the environment's own credentials sign")
 }
 
 func TestSchemeFromEnv(t *testing.T) {
@@ -150,7 +286,7 @@ func TestSchemeExplicitResolver(t *testing.T) {
 	})
 	require.NoError(t, err)
 	r := keyprovider.NewResolver()
-	r.Register(awssm.Scheme, keyprovider.OpenerFunc(awssm.OpenRef))
+	r.Register(awssm.Scheme())
 	p, err := r.Open(ctx, "awssm://svc", keyprovider.Tessera, schemeEnv(t, srv, nil))
 	require.NoError(t, err)
 	k, err := p.Fetch(ctx)

@@ -7,23 +7,26 @@
 //
 // # Where the key is read
 //
-// For a variable NAME, [Provider.Fetch] looks at NAME and NAME_FILE:
+// For a variable NAME, [Provider.Fetch] looks at NAME and NAME_FILE, by the
+// same rules, and through the same code, as [keyprovider.FromEnv] reads a
+// service's variables, so one input gives one error in both:
 //
 //   - NAME set: its value is the key.
 //   - NAME_FILE set: the key is the contents of the file it names, the
 //     convention of Docker and Kubernetes secrets. The path is trimmed of
 //     surrounding white space; a relative one is relative to the working
 //     directory.
+//   - a variable set to the empty string, or to white space, counts as
+//     unset (Compose and Kubernetes manifests often pass "NAME=" through):
+//     NAME="" alone is [keyprovider.ErrNotFound], as if it were not set.
 //   - both set (to something other than white space): a configuration error
 //     naming both, wrapping [keyprovider.ErrInvalidKey] and a
-//     [*ConflictError]. A variable set to the empty string yields to its
-//     twin, since Compose and Kubernetes manifests often pass "NAME="
-//     through.
+//     [*ConflictError].
 //   - neither set: [keyprovider.ErrNotFound], naming both variables.
 //
 // The value is trimmed of surrounding white space (a secret file usually
 // ends with a newline) and then checked with [keyprovider.Service.Validate]
-// for the provider's service. A blank value, a value wrapped in quotes (as
+// for the provider's service. A blank file, a value wrapped in quotes (as
 // `docker run --env-file` passes KEY="..." on), or a reference such as
 // "vault://kv/tessera#key" (which [keyprovider.FromEnv] follows, and this
 // package does not), is [keyprovider.ErrInvalidKey].
@@ -40,7 +43,8 @@
 //
 // The file must be a regular file (a symbolic link to one, as Kubernetes
 // mounts secrets, is fine) of at most [MaxFileSize] bytes; a directory, FIFO,
-// device or larger file is refused before it is read, as
+// device or larger file is refused before it is read (it is opened without
+// blocking and checked as opened, so a FIFO swapped in never blocks), as
 // [keyprovider.ErrInvalidKey], as is a path that cannot be resolved (a
 // symbolic link loop, a name too long). A missing file is looked up once more (the
 // kubelet removes the old copy of a secret just after it links in the new
@@ -60,10 +64,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"regexp"
-	"strings"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/internal/envread"
@@ -85,13 +86,13 @@ const MaxFileSize = envread.MaxFileSize
 type Options struct {
 	// Service is the service whose keys the variable holds: the key is
 	// checked with its Validate (so a Tesseral key in TESSERA_API_KEY is
-	// refused), and its Name appears in validation errors. The zero Service,
-	// the default of [New], applies only the checks that keep the key safe
-	// in an HTTP header; [ForService] sets it.
+	// refused), and its Name appears in validation errors. Zero (the
+	// default of [New]): only the checks that keep the key safe in an HTTP
+	// header; [ForService] sets it.
 	Service keyprovider.Service
 
-	// LookupEnv reads a variable, as [os.LookupEnv] does; nil means
-	// os.LookupEnv. Inject an environment here (a test's map, a supervisor's
+	// LookupEnv reads a variable, as [os.LookupEnv] does. Zero means
+	// os.LookupEnv, the process environment. Inject an environment here (a test's map, a supervisor's
 	// view) rather than changing the process's. It is called on every Fetch,
 	// possibly from several goroutines at once.
 	LookupEnv func(name string) (value string, ok bool)
@@ -164,53 +165,30 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 	if p.name == "" {
 		return keyprovider.Key{}, p.fail("", keyprovider.ErrInvalidKey, errNoName)
 	}
-	fileVar := p.FileVar()
-	val, valSet := p.opts.LookupEnv(p.name)
-	path, pathSet := p.opts.LookupEnv(fileVar)
-	blankVal, blankPath := strings.TrimSpace(val) == "", strings.TrimSpace(path) == ""
-	switch {
-	case valSet && pathSet && !blankVal && !blankPath:
-		return keyprovider.Key{}, p.fail(p.name, keyprovider.ErrInvalidKey, &ConflictError{Var: p.name, FileVar: fileVar})
-	case pathSet && !blankPath && (!valSet || blankVal):
-		return p.readFile(fileVar, strings.TrimSpace(path))
-	case valSet:
-		return p.parse(p.name, "", val)
-	case pathSet: // and blank
-		return keyprovider.Key{}, p.fail(fileVar, keyprovider.ErrInvalidKey, errBlankPath)
-	default:
-		return keyprovider.Key{}, p.fail(p.name, keyprovider.ErrNotFound,
-			fmt.Errorf("neither %s nor %s is set", p.name, fileVar))
-	}
-}
-
-// readFile reads the key from the file at path, which fileVar named.
-func (p *Provider) readFile(fileVar, path string) (keyprovider.Key, error) {
-	raw, err := envread.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The kubelet swaps a mounted secret by pointing a symbolic link at
-		// a new directory and then removing the old one; a lookup that
-		// followed the old link may find its directory gone. Looking again
-		// follows the new link.
-		raw, err = envread.ReadFile(path)
+	v, err := envread.Lookup(p.opts.LookupEnv, p.name)
+	if errors.Is(err, envread.ErrBothSet) {
+		err = &ConflictError{Var: p.name, FileVar: p.FileVar()}
 	}
 	if err != nil {
-		return keyprovider.Key{}, p.fail(fileVar, envread.FileErrKind(err), err)
+		ref := p.name
+		if v.Var != "" {
+			ref = v.Var
+		}
+		return keyprovider.Key{}, p.fail(ref, envread.Kind(err), err)
 	}
-	return p.parse(fileVar, path, raw)
-}
-
-// parse turns raw, read from the variable ref (or the file at path), into a
-// key of the provider's service.
-func (p *Provider) parse(ref, path, raw string) (keyprovider.Key, error) {
-	switch v := strings.TrimSpace(raw); {
-	case refPattern.MatchString(v):
-		return keyprovider.Key{}, p.fail(ref, keyprovider.ErrInvalidKey, withPath(path, errReference))
-	case len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0]:
-		return keyprovider.Key{}, p.fail(ref, keyprovider.ErrInvalidKey, withPath(path, errQuoted))
+	raw, err := envread.KeyText(v)
+	if errors.Is(err, envread.ErrReference) {
+		err = fmt.Errorf("%w; this provider reads keys only: use keyprovider.FromEnv to follow references", err)
+	}
+	if err != nil {
+		return keyprovider.Key{}, p.fail(v.Var, envread.Kind(err), err)
 	}
 	k, err := p.opts.Service.ParseKey(raw, "")
 	if err != nil {
-		return keyprovider.Key{}, p.fail(ref, keyprovider.ErrInvalidKey, withPath(path, err))
+		if v.FromFile() {
+			err = fmt.Errorf("%s: %w", v.Path, err)
+		}
+		return keyprovider.Key{}, p.fail(v.Var, keyprovider.ErrInvalidKey, err)
 	}
 	return k, nil
 }
@@ -218,18 +196,6 @@ func (p *Provider) parse(ref, path, raw string) (keyprovider.Key, error) {
 func (p *Provider) fail(ref string, kind, err error) error {
 	return &keyprovider.Error{Provider: providerName, Ref: ref, Kind: kind, Err: err}
 }
-
-// withPath prefixes err with the file it is about, if any.
-func withPath(path string, err error) error {
-	if path == "" {
-		return err
-	}
-	return fmt.Errorf("%s: %w", path, err)
-}
-
-// refPattern matches a value that is a reference ("vault://...") rather than
-// a key. No key of a known service looks like one.
-var refPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 
 // ConflictError reports that a variable and its _FILE twin are both set, so
 // that it is unclear which holds the key. It names the variables, never
@@ -245,9 +211,8 @@ func (e *ConflictError) Error() string {
 	return e.Var + " and " + e.FileVar + " are both set; set only one"
 }
 
-var (
-	errNoName    = errors.New("no variable name given")
-	errBlankPath = errors.New("set to an empty path")
-	errQuoted    = errors.New("is wrapped in quotes, which are not part of a key (docker run --env-file keeps them): remove them")
-	errReference = errors.New("holds a reference (scheme://...), not a key; this provider reads keys only: use keyprovider.FromEnv to follow references")
-)
+// Unwrap lets the error be classified with the other errors of the shared
+// reader.
+func (e *ConflictError) Unwrap() error { return envread.ErrBothSet }
+
+var errNoName = errors.New("no variable name given")

@@ -54,7 +54,7 @@ func parseReference(ctx context.Context, ref string) (reference, error) {
 		return reference{}, newError(ref, keyprovider.ErrInvalidKey, err)
 	}
 	segs := strings.Split(parsed.Path, "/")
-	r := reference{vault: segs[0], item: segs[1], field: segs[len(segs)-1], attribute: parsed.Param("attribute")}
+	r := reference{vault: segs[0], item: segs[1], field: segs[len(segs)-1], attribute: parsed.Params["attribute"]}
 	if len(segs) == 4 {
 		r.section = segs[2]
 	}

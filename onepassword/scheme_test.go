@@ -12,7 +12,38 @@ import (
 )
 
 func TestSchemeRegistered(t *testing.T) {
-	assert.Contains(t, keyprovider.Schemes(), onepassword.Scheme, "importing onepassword registers op://")
+	assert.Contains(t, keyprovider.Schemes(), onepassword.Scheme().Name, "importing onepassword registers op://")
+	assert.Equal(t, "op", onepassword.Scheme().Name)
+}
+
+func TestSchemeParse(t *testing.T) {
+	type Ref = keyprovider.Ref
+	for _, tc := range []struct {
+		in   string
+		want Ref
+	}{
+		{"op://Private/Tessera/credential", Ref{Scheme: "op", Path: "Private/Tessera/credential"}},
+		{"op://Prod Vault/Tessera API/keys/api key", Ref{Scheme: "op", Path: "Prod Vault/Tessera API/keys/api key"}},
+		{"op://v/i/s/f?attribute=otp", Ref{Scheme: "op", Path: "v/i/s/f", Params: map[string]string{"attribute": "otp"}}},
+		{"op://v/i/f%20x", Ref{Scheme: "op", Path: "v/i/f%20x"}},
+	} {
+		got, err := keyprovider.ParseRef(tc.in)
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+		assert.Equal(t, tc.in, got.String(), "an op:// reference is written as it was given")
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"op://v/i", "op://VAULT/ITEM/[SECTION/]FIELD"},
+		{"op://v/i/s/f/g", "op://VAULT/ITEM/[SECTION/]FIELD"},
+		{"op://v//f", "op://VAULT/ITEM/[SECTION/]FIELD"},
+		{"op://v/i/f#x", "take no #field"},
+		{"op://v/i/f?field=x", `unknown parameter "field" (allowed: attribute, ssh-format)`},
+	} {
+		_, err := keyprovider.ParseRef(tc.in)
+		require.Error(t, err, tc.in)
+		assert.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+		assert.Contains(t, err.Error(), tc.want)
+	}
 }
 
 // TESSERA_API_KEY=op://... with the Connect variables of a deployment.

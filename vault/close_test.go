@@ -15,17 +15,10 @@ import (
 	"github.com/keyprovider/keyprovider/vault"
 )
 
-// TestMain checks that no test leaves a goroutine behind. The idle
-// connections of the client vault.OpenRef builds (scheme.go, through
-// keyprovider.FromEnv in TestReferenceThroughFromEnv) cannot be closed by
-// its Provider until OpenRef builds it with FromEnv, so HTTP keep-alive
-// loops are let through here; TestCloseWaitsForTheRenewalGoroutine checks
-// them strictly.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
-}
+// TestMain checks that no test leaves a goroutine behind, HTTP keep-alive
+// loops included: every Provider a test makes through FromEnv (directly or
+// through a vault:// reference) closes the idle connections of its client.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestCloseWaitsForTheRenewalGoroutine: a renewable login starts a
 // LifetimeWatcher goroutine; Close stops it and waits, closes the idle

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Statuses of a check result.
@@ -53,6 +54,7 @@ func runCheck(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	service := fs.String("service", "all", "the service to check: tessera, tesseral, a comma-separated list, or all")
 	var envFiles stringsFlag
 	fs.Var(&envFiles, "env-file", "an env file to resolve keys in, one per environment (repeatable); default: keyprov's own environment")
+	inherit := fs.Bool("inherit-env", false, inheritEnvUsage)
 	asJSON := fs.Bool("json", false, "print one JSON object per key")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long one key may take to resolve")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -63,7 +65,7 @@ func runCheck(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 		fmt.Fprintf(stderr, "keyprov check: %v\n", err)
 		return exitUsage
 	}
-	envs, err := loadEnvironments(envFiles, env)
+	envs, err := loadEnvironments(envFiles, env, *inherit)
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov check: %v\n", err)
 		return exitFail
@@ -113,7 +115,7 @@ func checkOne(ctx context.Context, svc keyprovider.Service, e environment, timeo
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := resolve(ctx, svc, e.lookup)
+	res, err := resolve(ctx, svc, e)
 	latency := time.Since(start)
 	r := result{
 		Env:       e.name,
@@ -125,7 +127,7 @@ func checkOne(ctx context.Context, svc keyprovider.Service, e environment, timeo
 		Status:    statusOK,
 	}
 	if err != nil {
-		r.Status, r.Kind, r.Error = statusFailed, errorKind(err), err.Error()
+		r.Status, r.Kind, r.Error = statusFailed, errorKind(err), redact.String(err.Error())
 		return r
 	}
 	r.Version, r.Fingerprint = res.key.Version(), res.key.Fingerprint()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/keyprovider/keyprovider"
@@ -17,15 +18,28 @@ const processEnvName = "environment"
 type environment struct {
 	// name is the env file's path, or processEnvName.
 	name string
-	// lookup reads the environment's variables.
+	// lookup reads the environment's variables; never nil.
 	lookup lookupFunc
+	// inject is what keyprov gives FromEnv as the environment: nil for the
+	// process's own (backends then use their defaults, as a service
+	// would), lookup for an env file or an environment a test injects.
+	inject lookupFunc
 }
 
 // loadEnvironments returns the environments named by the --env-file flags:
-// keyprov's own when there are none.
-func loadEnvironments(files []string, process lookupFunc) ([]environment, error) {
+// keyprov's own when there are none. process is keyprov's environment, nil
+// for the real process environment. With inherit, an env file's
+// environment falls back to process for the variables it does not set
+// (except the services' key variables); without, it is complete on its own.
+func loadEnvironments(files []string, process lookupFunc, inherit bool) ([]environment, error) {
 	if len(files) == 0 {
-		return []environment{{name: processEnvName, lookup: process}}, nil
+		if process == nil {
+			return []environment{{name: processEnvName, lookup: os.LookupEnv}}, nil
+		}
+		return []environment{{name: processEnvName, lookup: process, inject: process}}, nil
+	}
+	if process == nil {
+		process = os.LookupEnv
 	}
 	envs := make([]environment, 0, len(files))
 	for _, path := range files {
@@ -33,21 +47,29 @@ func loadEnvironments(files []string, process lookupFunc) ([]environment, error)
 		if err != nil {
 			return nil, err
 		}
-		envs = append(envs, environment{name: path, lookup: fileLookup(f.vars, process)})
+		lookup := fileLookup(f.vars, process, inherit)
+		envs = append(envs, environment{name: path, lookup: lookup, inject: lookup})
 	}
 	return envs, nil
 }
 
-// fileLookup makes the environment of an env file: its own variables first.
-// The variables naming a known service's key (TESSERA_API_KEY and
-// TESSERA_API_KEY_FILE...) come only from the file, so that a key set in
-// keyprov's own environment is never taken for the file's; every other
-// variable (VAULT_ADDR, AWS_REGION...) falls back to keyprov's environment,
-// where the operator's credentials live.
-func fileLookup(vars map[string]string, process lookupFunc) lookupFunc {
+// fileLookup makes the environment of an env file: its own variables, and
+// nothing else unless inherit is set. An env file may come from anywhere;
+// if keyprov's own VAULT_TOKEN, OP_CONNECT_TOKEN or AWS credentials filled
+// its gaps, a file that sets VAULT_ADDR or OP_CONNECT_HOST to a host of its
+// choosing would receive them. With inherit, every other variable
+// (VAULT_ADDR, AWS_REGION...) falls back to keyprov's environment, where the
+// operator's credentials live; the variables naming a known service's key
+// (TESSERA_API_KEY and TESSERA_API_KEY_FILE...) still come only from the
+// file, so that a key set in keyprov's own environment is never taken for
+// the file's.
+func fileLookup(vars map[string]string, process lookupFunc, inherit bool) lookupFunc {
 	return func(name string) (string, bool) {
 		if v, ok := vars[name]; ok {
 			return v, true
+		}
+		if !inherit {
+			return "", false
 		}
 		for _, svc := range keyprovider.KnownServices() {
 			if name == svc.EnvVar || name == svc.EnvVar+"_FILE" {

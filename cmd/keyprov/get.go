@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.Writer) int {
@@ -14,20 +15,21 @@ func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr i
 	service := fs.String("service", "", "the service whose key to get: tessera or tesseral")
 	envFile := fs.String("env-file", "", "an env file to resolve the key in; default: keyprov's own environment")
 	reveal := fs.Bool("reveal", false, "print the key itself instead of its fingerprint")
+	inherit := fs.Bool("inherit-env", false, inheritEnvUsage)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long the key may take to resolve")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	svc, lookup, code := serviceIn("get", *service, *envFile, env, stderr)
+	svc, e, code := serviceEnv("get", *service, *envFile, *inherit, env, stderr)
 	if code >= 0 {
 		return code
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := resolve(ctx, svc, lookup)
+	res, err := resolve(ctx, svc, e)
 	if err != nil {
-		fmt.Fprintf(stderr, "keyprov get: %v\n", err)
+		fmt.Fprintf(stderr, "keyprov get: %s\n", redact.String(err.Error()))
 		return exitFail
 	}
 	if *reveal {
@@ -39,23 +41,38 @@ func runGet(ctx context.Context, args []string, env lookupFunc, stdout, stderr i
 	return exitOK
 }
 
+// inheritEnvUsage is the help of the --inherit-env flag of every command
+// that takes --env-file.
+const inheritEnvUsage = "let an env file's environment fall back to keyprov's own for the variables it does not set " +
+	"(VAULT_ADDR, VAULT_TOKEN, OP_CONNECT_TOKEN, AWS credentials...); default: the file's environment is complete on its own, " +
+	"so keyprov's own credentials are never sent to a host an env file names"
+
 // serviceIn parses the --service and --env-file flags shared by get and
-// watch: the service, and the environment to resolve its key in (the env
-// file's, or keyprov's own). A non-negative code means: stop with it.
+// watch: the service, and the environment to resolve its key in, as the
+// lookup to give [keyprovider.WithLookupEnv] (nil for keyprov's own). An
+// env file's environment is complete on its own (see [fileLookup]). A
+// non-negative code means: stop with it.
 func serviceIn(cmd, service, envFile string, env lookupFunc, stderr io.Writer) (keyprovider.Service, lookupFunc, int) {
+	svc, e, code := serviceEnv(cmd, service, envFile, false, env, stderr)
+	return svc, e.inject, code
+}
+
+// serviceEnv is serviceIn with the --inherit-env flag, returning the whole
+// environment.
+func serviceEnv(cmd, service, envFile string, inherit bool, env lookupFunc, stderr io.Writer) (keyprovider.Service, environment, int) {
 	svc, err := parseService(service)
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov %s: %v\n", cmd, err)
-		return svc, nil, exitUsage
+		return svc, environment{}, exitUsage
 	}
 	var files []string
 	if envFile != "" {
 		files = []string{envFile}
 	}
-	envs, err := loadEnvironments(files, env)
+	envs, err := loadEnvironments(files, env, inherit)
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov %s: %v\n", cmd, err)
-		return svc, nil, exitFail
+		return svc, environment{}, exitFail
 	}
-	return svc, envs[0].lookup, -1
+	return svc, envs[0], -1
 }

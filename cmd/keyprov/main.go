@@ -6,8 +6,8 @@
 //
 // Usage:
 //
-//	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--json] [--timeout D]
-//	keyprov get   --service NAME [--env-file FILE] [--reveal] [--timeout D]
+//	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
+//	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
 //
 // # check
@@ -22,10 +22,21 @@
 //
 // Each --env-file is one environment (dev.env, prod.env: KEY=VALUE lines,
 // comments, quotes, no shell evaluation), so ops can check every environment
-// from one machine. The file's variables are the environment its keys resolve
-// in: the service variables come only from the file, and any other variable a
-// backend needs (VAULT_ADDR, VAULT_TOKEN...) is taken from the file if set
-// there, else from keyprov's own environment.
+// from one machine. The file's variables are the whole environment its keys
+// resolve in: every variable a backend needs (VAULT_ADDR, VAULT_TOKEN,
+// OP_CONNECT_HOST, OP_CONNECT_TOKEN, AWS_ACCESS_KEY_ID...) must be set in the
+// file, and AWS's shared files and instance role are not used unless the
+// file names them. An env file may come from anywhere: were keyprov's own
+// VAULT_TOKEN to fill a gap in a file that sets VAULT_ADDR, the operator's
+// token would go to the host the file chose. --inherit-env lets the
+// variables the file does not set fall back to keyprov's own environment
+// (the service variables still come only from the file): use it for files
+// you trust. check, get and watch read env files alike; watch never
+// inherits.
+//
+// A reference that cannot be used is reported by what is wrong with it;
+// any part of it that could be a key (a pasted key in place of a reference)
+// is shown as its fingerprint, in text and in JSON.
 //
 // --json prints one JSON object per key (JSON Lines) for pipelines.
 //
@@ -74,17 +85,20 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // lookupFunc reads a variable of an environment, as [os.LookupEnv] does.
+// As the environment given to run, nil means the real process environment,
+// whose backends use their own defaults (the AWS SDK's credential chain);
+// a test gives a map.
 type lookupFunc func(name string) (string, bool)
 
 const usage = `usage:
-  keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--json] [--timeout D]
-  keyprov get   --service NAME [--env-file FILE] [--reveal] [--timeout D]
+  keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
+  keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
   keyprov watch --service NAME [--env-file FILE] [--duration D]
 
 Run "keyprov COMMAND -h" for a command's flags.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"github.com/keyprovider/keyprovider"
 )
@@ -17,30 +18,40 @@ type resolved struct {
 	source string
 }
 
-// resolve gets svc's key from the environment lookup reads, through
-// [keyprovider.FromEnv]: the very code path a service takes at start-up,
-// followed by one Fetch. Where the key comes from is reported even when
-// fetching it fails.
-func resolve(ctx context.Context, svc keyprovider.Service, lookup lookupFunc) (resolved, error) {
-	opt := keyprovider.WithLookupEnv(lookup)
+// resolve gets svc's key from e through [keyprovider.FromEnv]: the very
+// code path a service takes at start-up, followed by one Fetch. Where the
+// key comes from is reported even when fetching it fails.
+func resolve(ctx context.Context, svc keyprovider.Service, e environment) (resolved, error) {
 	var res resolved
-	if src, err := keyprovider.SourceFromEnv(svc, opt); err == nil {
-		res.variable, res.source = src.Var, describeSource(src)
-	}
-	p, err := keyprovider.FromEnv(ctx, svc, opt)
+	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(e.inject))
 	if err != nil {
+		res.variable = variableOf(err)
 		return res, err
 	}
 	defer p.Close()
+	res.variable, res.source = p.Source().Var, describeSource(p.Source())
 	res.key, err = p.Fetch(ctx)
 	return res, err
 }
 
+// variableOf is the variable an error of FromEnv is about, if it says.
+func variableOf(err error) string {
+	var re *keyprovider.RefError
+	if errors.As(err, &re) {
+		return re.Var
+	}
+	return ""
+}
+
 // describeSource is what check shows as a key's source: the reference, or
-// "literal" for a key given as it is. It never shows a key.
+// "literal" for a key given as it is. It never shows a key: the reference
+// is shown as [keyprovider.EnvSource.String] shows it, with any part that
+// could be a key as its fingerprint.
 func describeSource(src keyprovider.EnvSource) string {
 	if src.IsLiteral() {
 		return "literal"
 	}
-	return src.Ref.String()
+	const v = "V" // a variable name that is not a _FILE one, so String shows the reference
+	s := keyprovider.EnvSource{Var: v, Ref: src.Ref}.String()
+	return s[len(v)+1:]
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,23 +240,29 @@ func TestFileLookup(t *testing.T) {
 		"TESSERA_API_KEY": "from-process", "TESSERA_API_KEY_FILE": "/process", "TESSERAL_API_KEY": "x",
 		"VAULT_ADDR": "http://process", "VAULT_TOKEN": "process-token",
 	})
-	lookup := fileLookup(map[string]string{"VAULT_ADDR": "http://file", "OTHER": ""}, process)
+	file := map[string]string{"VAULT_ADDR": "http://file", "OTHER": ""}
 	tests := []struct {
-		name   string
-		want   string
-		wantOK bool
+		name    string
+		inherit bool
+		want    string
+		wantOK  bool
 	}{
-		{"VAULT_ADDR", "http://file", true},
-		{"VAULT_TOKEN", "process-token", true},
-		{"OTHER", "", true},
-		{"TESSERA_API_KEY", "", false},
-		{"TESSERA_API_KEY_FILE", "", false},
-		{"TESSERAL_API_KEY", "", false},
-		{"UNSET", "", false},
+		{"VAULT_ADDR", false, "http://file", true},
+		{"VAULT_TOKEN", false, "", false}, // the operator's token stays home
+		{"OTHER", false, "", true},
+		{"TESSERA_API_KEY", false, "", false},
+		{"UNSET", false, "", false},
+		{"VAULT_ADDR", true, "http://file", true},
+		{"VAULT_TOKEN", true, "process-token", true},
+		{"OTHER", true, "", true},
+		{"TESSERA_API_KEY", true, "", false},
+		{"TESSERA_API_KEY_FILE", true, "", false},
+		{"TESSERAL_API_KEY", true, "", false},
+		{"UNSET", true, "", false},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := lookup(tc.name)
+		t.Run(fmt.Sprintf("%s inherit=%v", tc.name, tc.inherit), func(t *testing.T) {
+			got, ok := fileLookup(file, process, tc.inherit)(tc.name)
 			assert.Equal(t, tc.wantOK, ok)
 			assert.Equal(t, tc.want, got)
 		})
@@ -287,8 +294,19 @@ func TestGet(t *testing.T) {
 	assertNoKey(t, got.stdout, got.stderr)
 }
 
+// shortTempDir is a temporary directory whose name is short: the long,
+// mixed letters-and-digits name of t.TempDir could be a key, and errors show
+// it as a fingerprint.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "kp")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 func TestCheckSources(t *testing.T) {
-	dir := t.TempDir()
+	dir := shortTempDir(t)
 	keyFile := filepath.Join(dir, "tessera")
 	require.NoError(t, os.WriteFile(keyFile, []byte(tesseraKey+"\n"), 0o600))
 	missing := filepath.Join(dir, "missing")
@@ -336,12 +354,12 @@ func TestCheckSources(t *testing.T) {
 		{
 			name:       "unknown scheme",
 			env:        map[string]string{"TESSERA_API_KEY": "vualt://kv/tessera#api_key"},
-			wantStatus: statusFailed, wantKind: "invalid_key", wantErr: "did you mean vault://",
+			wantStatus: statusFailed, wantVar: "TESSERA_API_KEY", wantKind: "invalid_key", wantErr: "did you mean vault://",
 		},
 		{
 			name:       "key that looks like a reference",
 			env:        map[string]string{"TESSERA_API_KEY": "sk-tessera://" + tesseraKey[11:]},
-			wantStatus: statusFailed, wantKind: "invalid_key", wantErr: "unknown scheme",
+			wantStatus: statusFailed, wantVar: "TESSERA_API_KEY", wantKind: "invalid_key", wantErr: "unknown scheme",
 		},
 	}
 	for _, tc := range tests {
