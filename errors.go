@@ -54,7 +54,7 @@ type Error struct {
 
 // Error formats as "keyprovider: <provider> <ref>: <kind>: <cause>",
 // leaving out what is empty. The kind is left out too when the cause already
-// wraps it (a [*ValidationError] says "invalid key" itself), so that no
+// wraps it (a [Service.Validate] error says "invalid key" itself), so that no
 // message says the same thing twice.
 func (e *Error) Error() string {
 	var b strings.Builder

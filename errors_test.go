@@ -27,7 +27,7 @@ func TestErrorMessage(t *testing.T) {
 		{"no provider", &keyprovider.Error{Kind: keyprovider.ErrUnavailable, Err: errors.New("503")},
 			"keyprovider: backend unavailable: 503"},
 		{"cause that already says its kind", &keyprovider.Error{Provider: "env", Ref: "K", Kind: keyprovider.ErrInvalidKey,
-			Err: &keyprovider.ValidationError{Service: "tessera", Reason: "empty"}},
+			Err: keyprovider.Tessera.Validate("")},
 			"keyprovider: env K: invalid tessera key: empty"},
 		{"nothing", &keyprovider.Error{}, "keyprovider:"},
 	}

@@ -19,12 +19,9 @@ type EnvSource struct {
 	Var string
 	// Ref is the reference the key is read through: the one Var holds, or,
 	// for a _FILE variable, the file:// reference of its (absolute) path.
-	// It is the zero Ref when Var holds the key itself.
+	// It is the zero Ref (Scheme "") when Var holds the key itself.
 	Ref Ref
 }
-
-// IsLiteral reports whether the variable holds the key itself.
-func (s EnvSource) IsLiteral() bool { return s.Ref.Scheme == "" }
 
 // String describes the source without the key:
 // "TESSERA_API_KEY=vault://kv/tessera#api_key",
@@ -35,7 +32,7 @@ func (s EnvSource) String() string {
 	switch {
 	case s.Var == "":
 		return ""
-	case s.IsLiteral():
+	case s.Ref.Scheme == "":
 		return s.Var + " (literal key)"
 	case s.Ref.Scheme == "file" && strings.HasSuffix(s.Var, envread.FileSuffix):
 		return s.Var + "=" + safeRef(s.Ref.Path)
@@ -146,7 +143,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 	if err != nil {
 		return nil, err
 	}
-	if src.IsLiteral() {
+	if src.Ref.Scheme == "" {
 		name, lookup := src.Var, o.LookupEnv
 		if _, err := readVar(lookup, name, svc); err != nil {
 			return nil, err

@@ -69,7 +69,7 @@ func TestFromEnvLiteral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src := p.Source(); !reflect.DeepEqual(src, keyprovider.EnvSource{Var: "TESSERA_API_KEY"}) || !src.IsLiteral() || src.String() != "TESSERA_API_KEY (literal key)" {
+	if src := p.Source(); !reflect.DeepEqual(src, keyprovider.EnvSource{Var: "TESSERA_API_KEY"}) || src.Ref.Scheme != "" || src.String() != "TESSERA_API_KEY (literal key)" {
 		t.Errorf("Source = %+v (%s)", src, src)
 	}
 	k, err := p.Fetch(ctx)

@@ -48,25 +48,14 @@ var (
 // [Tessera]. Fingerprints show the key prefix of these services.
 func KnownServices() []Service { return []Service{Tesseral, Tessera} }
 
-// LookupService returns the known service named name ("tessera",
-// "tesseral"), and whether there is one.
-func LookupService(name string) (Service, bool) {
-	for _, s := range KnownServices() {
-		if strings.EqualFold(s.Name, name) {
-			return s, true
-		}
-	}
-	return Service{}, false
-}
-
 // MaxKeyLen is the longest key [Service.Validate] accepts, in bytes. Real API
 // keys are well under 200 bytes; the bound stops a whole file or a JSON
 // document stored by mistake from going out as a header.
 const MaxKeyLen = 1024
 
-// ValidationError tells why [Service.Validate] rejected a value. It wraps
+// validationError tells why [Service.Validate] rejected a value. It wraps
 // [ErrInvalidKey] and never holds the value itself.
-type ValidationError struct {
+type validationError struct {
 	// Service is the name of the service the value was checked for; may be
 	// empty.
 	Service string
@@ -75,7 +64,7 @@ type ValidationError struct {
 }
 
 // Error implements error.
-func (e *ValidationError) Error() string {
+func (e *validationError) Error() string {
 	if e.Service == "" {
 		return "invalid key: " + e.Reason
 	}
@@ -83,7 +72,7 @@ func (e *ValidationError) Error() string {
 }
 
 // Unwrap returns [ErrInvalidKey].
-func (e *ValidationError) Unwrap() error { return ErrInvalidKey }
+func (e *validationError) Unwrap() error { return ErrInvalidKey }
 
 // Validate checks that value is a usable key for the service, exactly as
 // given: it does not trim (providers trim before they validate). It rejects
@@ -93,11 +82,11 @@ func (e *ValidationError) Unwrap() error { return ErrInvalidKey }
 // bytes), since each of them could break or smuggle an HTTP header. The zero
 // Service applies every check but the prefix.
 //
-// The error is a [*ValidationError] wrapping [ErrInvalidKey]; it describes
+// The error wraps [ErrInvalidKey] (test with [errors.Is]); it describes
 // the problem without quoting the value.
 func (s Service) Validate(value string) error {
 	bad := func(format string, args ...any) error {
-		return &ValidationError{Service: s.Name, Reason: fmt.Sprintf(format, args...)}
+		return &validationError{Service: s.Name, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case value == "":

@@ -260,15 +260,20 @@ func checkSecretID(secretID string, o Options) error {
 
 // regionPattern is what an AWS region looks like ("eu-west-1",
 // "us-gov-east-1"), loosely enough for emulators' own names: lower-case
-// letters and digits in dash-separated words. It keeps a region, which
-// becomes part of a host name and of the signature, from carrying a "/",
-// an "@" or a ":".
-var regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+// letters and digits in dash-separated words, starting with a letter. It
+// keeps a region, which becomes part of a host name and of the signature,
+// from carrying a "/", an "@" or a ":".
+var regionPattern = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`)
 
-// checkRegion reports a region that cannot be one.
+// errBadRegion is what checkRegion reports; it does not quote the region,
+// which may be pasted text.
+var errBadRegion = errors.New("region must be an AWS region name such as eu-west-1")
+
+// checkRegion reports a region that cannot be one. The reference grammar
+// (scheme.go), New and FromEnv all use it.
 func checkRegion(region string) error {
 	if len(region) > 32 || !regionPattern.MatchString(region) {
-		return fmt.Errorf("region %q is not an AWS region (like eu-west-1)", region)
+		return errBadRegion
 	}
 	return nil
 }
@@ -279,11 +284,11 @@ func checkRegion(region string) error {
 // New both use it, so an ARN is judged alike wherever it is given.
 func arnRegion(arn string) (string, error) {
 	parts := strings.SplitN(arn, ":", 7)
-	if len(parts) != 7 || parts[1] == "" || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[3] == "" || parts[6] == "" {
+	if len(parts) != 7 || parts[1] == "" || parts[2] != "secretsmanager" || parts[5] != "secret" || parts[6] == "" {
 		return "", errors.New("not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)")
 	}
-	if err := checkRegion(parts[3]); err != nil {
-		return "", fmt.Errorf("the ARN's %w", err)
+	if checkRegion(parts[3]) != nil {
+		return "", errors.New("the ARN's region is not an AWS region name such as eu-west-1")
 	}
 	if parts[4] == "" || strings.ContainsFunc(parts[4], func(c rune) bool { return c < '0' || c > '9' }) {
 		return "", errors.New("the ARN's account is not an AWS account ID (digits)")

@@ -165,16 +165,24 @@ func TestSchemeInjectedEnvironmentIsComplete(t *testing.T) {
 		require.Error(t, err, "the recording server denies everything")
 	}
 
-	fetch(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL})
+	// No credentials in the injected environment: refused when opened,
+	// naming what to set, and nothing is sent anywhere (the process's
+	// credentials are not a fallback).
+	ctx := context.Background()
+	noCreds := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL}
+	_, err := keyprovider.Open(ctx, "awssm://prod/tessera", keyprovider.Tessera,
+		keyprovider.WithLookupEnv(func(name string) (string, bool) { v, ok := noCreds[name]; return v, ok }))
+	require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+	assert.Contains(t, err.Error(), "no AWS credentials in the environment")
+	assert.Empty(t, seen(), "no request without credentials of the environment's own")
+
+	fetch(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
+		"AWS_ACCESS_KEY_ID": "AKIAFILEOWNKEY000001", "AWS_SECRET_ACCESS_KEY": "file-secret"})
 	got := seen()
 	require.NotEmpty(t, got, "the request goes to the endpoint the environment names")
 	for _, a := range got {
 		assert.NotContains(t, a, processKeyID, "the process's credentials signed a request to the file's endpoint")
 	}
-
-	fetch(t, map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL,
-		"AWS_ACCESS_KEY_ID": "AKIAFILEOWNKEY000001", "AWS_SECRET_ACCESS_KEY": "file-secret"})
-	got = seen()
 	assert.Contains(t, got[len(got)-1], "AKIAFILEOWNKEY000001", "the environment's own credentials sign")
 }
 

@@ -59,7 +59,6 @@ func failure(ref string, err error, secrets ...string) error {
 func kind(err error) error {
 	var (
 		re   *api.ResponseError
-		ve   *keyprovider.ValidationError
 		ce   *configError
 		ne   net.Error
 		gone *secretGone
@@ -67,7 +66,7 @@ func kind(err error) error {
 		mm   *missingMount
 	)
 	switch {
-	case errors.As(err, &ve), errors.As(err, &ce):
+	case errors.Is(err, keyprovider.ErrInvalidKey), errors.As(err, &ce):
 		return keyprovider.ErrInvalidKey
 	case errors.Is(err, api.ErrSecretNotFound), errors.As(err, &gone), errors.As(err, &mf), errors.As(err, &mm):
 		return keyprovider.ErrNotFound

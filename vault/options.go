@@ -124,10 +124,10 @@ func (o *Options) check(path string) error {
 	case o.Version > 0 && o.KVVersion == 1:
 		return badConfig("a version is pinned, but KV v1 has no versions")
 	}
-	if err := checkPath("path", path); err != nil {
+	if err := checkPath("the path", path); err != nil {
 		return err
 	}
-	if err := checkPath("mount", strings.Trim(o.Mount, "/")); err != nil {
+	if err := checkPath("the mount", strings.Trim(o.Mount, "/")); err != nil {
 		return err
 	}
 	if hasControl(o.Namespace) {
@@ -142,7 +142,7 @@ func (o *Options) check(path string) error {
 // control characters. The value is not quoted: it may be pasted text.
 func checkPath(what, p string) error {
 	if hasControl(p) {
-		return badConfig("the %s holds a control character", what)
+		return badConfig("%s contains a control character", what)
 	}
 	decoded := p
 	for range 4 { // undo nested encodings ("%252e")
@@ -155,12 +155,12 @@ func checkPath(what, p string) error {
 	for _, s := range []string{p, decoded} {
 		for seg := range strings.FieldsFuncSeq(s, func(r rune) bool { return r == '/' || r == '\\' }) {
 			if seg == "." || seg == ".." {
-				return badConfig("the %s has a %q segment", what, seg)
+				return badConfig(`%s has a "." or ".." segment`, what)
 			}
 		}
 	}
 	if hasControl(decoded) {
-		return badConfig("the %s holds an encoded control character", what)
+		return badConfig("%s contains an encoded control character", what)
 	}
 	return nil
 }

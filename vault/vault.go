@@ -176,7 +176,7 @@ func (p *Provider) read(ctx context.Context) (keyprovider.Key, error) {
 	}
 	str, ok := raw.(string)
 	if !ok {
-		return keyprovider.Key{}, &keyprovider.ValidationError{Service: p.o.Service.Name, Reason: fmt.Sprintf("field %q is a %T, not a string", p.o.Field, raw)}
+		return keyprovider.Key{}, fmt.Errorf("field %q is a %T, not a string: %w", p.o.Field, raw, keyprovider.ErrInvalidKey)
 	}
 	return p.o.Service.ParseKey(str, version)
 }
@@ -219,7 +219,7 @@ func (p *Provider) resolve(ctx context.Context) (mount, rel string, kv int, err 
 		return "", "", 0, &missingMount{}
 	}
 	if p.o.Version > 0 && kv == 1 {
-		return "", "", 0, &keyprovider.ValidationError{Reason: "a version is pinned, but the mount is KV v1"}
+		return "", "", 0, fmt.Errorf("a version is pinned, but the mount is KV v1: %w", keyprovider.ErrInvalidKey)
 	}
 	p.mount, p.rel, p.kv, p.resolved = mount, rel, kv, true
 	return mount, rel, kv, nil

@@ -90,7 +90,7 @@ func parseServices(s string) (services []keyprovider.Service, explicit bool, err
 	seen := map[string]bool{}
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
-		svc, ok := keyprovider.LookupService(name)
+		svc, ok := lookupService(name)
 		if !ok {
 			return nil, false, fmt.Errorf("unknown service %q (known: %s, all)", name, knownServiceNames())
 		}
@@ -108,7 +108,7 @@ func parseService(s string) (keyprovider.Service, error) {
 	if s == "" {
 		return keyprovider.Service{}, fmt.Errorf("--service is required (one of %s)", knownServiceNames())
 	}
-	svc, ok := keyprovider.LookupService(strings.TrimSpace(s))
+	svc, ok := lookupService(strings.TrimSpace(s))
 	if !ok {
 		return keyprovider.Service{}, fmt.Errorf("unknown service %q (known: %s)", s, knownServiceNames())
 	}
@@ -149,4 +149,15 @@ func errorKind(err error) string {
 	default:
 		return "error"
 	}
+}
+
+// lookupService returns the known service named name ("tessera",
+// "tesseral", in any case), and whether there is one.
+func lookupService(name string) (keyprovider.Service, bool) {
+	for _, s := range keyprovider.KnownServices() {
+		if strings.EqualFold(s.Name, name) {
+			return s, true
+		}
+	}
+	return keyprovider.Service{}, false
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keyprovider/keyprovider"
 )
 
 func TestParseEnvFile(t *testing.T) {
@@ -124,4 +126,16 @@ func FuzzParseEnvFile(f *testing.F) {
 			t.Fatalf("error quotes the value: %v", err)
 		}
 	})
+}
+
+func TestLookupServiceIgnoresCaseAndKnowsOnlyKnownServices(t *testing.T) {
+	for _, want := range keyprovider.KnownServices() {
+		for _, name := range []string{want.Name, strings.ToUpper(want.Name), " " + want.Name} {
+			got, ok := lookupService(strings.TrimSpace(name))
+			assert.True(t, ok, name)
+			assert.Equal(t, want, got, name)
+		}
+	}
+	_, ok := lookupService("openai")
+	assert.False(t, ok)
 }

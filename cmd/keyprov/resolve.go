@@ -48,7 +48,7 @@ func variableOf(err error) string {
 // is shown as [keyprovider.EnvSource.String] shows it, with any part that
 // could be a key as its fingerprint.
 func describeSource(src keyprovider.EnvSource) string {
-	if src.IsLiteral() {
+	if src.Ref.Scheme == "" { // the variable holds the key itself
 		return "literal"
 	}
 	const v = "V" // a variable name that is not a _FILE one, so String shows the reference
