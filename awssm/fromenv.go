@@ -11,6 +11,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // The variables [FromEnv] reads from an injected environment.
@@ -234,14 +236,14 @@ func credentialsValue(c aws.Credentials) aws.CredentialsProvider {
 // errors (see Provider.fail).
 type recordingCreds struct {
 	inner aws.CredentialsProvider
-	last  atomic.Pointer[[]credential]
+	last  atomic.Pointer[[]redact.Secret]
 }
 
 // Retrieve implements [aws.CredentialsProvider].
 func (r *recordingCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := r.inner.Retrieve(ctx)
 	if err == nil {
-		secrets := []credential{newCredential(c.SecretAccessKey), newCredential(c.SessionToken)}
+		secrets := []redact.Secret{redact.NewSecret(c.SecretAccessKey), redact.NewSecret(c.SessionToken)}
 		r.last.Store(&secrets)
 	}
 	return c, err
@@ -253,7 +255,7 @@ func (r *recordingCreds) secrets() []string {
 		return nil
 	}
 	if last := r.last.Load(); last != nil {
-		return revealAll(*last)
+		return redact.RevealAll(*last)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func NewConnect(client ConnectAPI, ref string, opts ...Option) (*Provider, error
 	if client == nil {
 		return nil, configError(ref, "nil Connect client")
 	}
-	var creds []credential
+	var creds []redact.Secret
 	if cc, ok := client.(*ConnectClient); ok {
 		if cc == nil || cc.c == nil {
 			return nil, configError(ref, "nil Connect client")
@@ -86,7 +86,7 @@ func NewConnect(client ConnectAPI, ref string, opts ...Option) (*Provider, error
 // client, for the calls of the Connect API a Provider does not make.
 type ConnectClient struct {
 	c     *connect.Client
-	token credential
+	token redact.Secret
 }
 
 var _ ConnectAPI = (*ConnectClient)(nil)
@@ -158,7 +158,7 @@ func NewConnectClient(host, token string) (*ConnectClient, error) {
 	ua := fmt.Sprintf("keyprovider/%s connect-sdk-go/%s", moduleVersion(), connect.SDKVersion)
 	token = strings.TrimSpace(token)
 	client := connect.NewClientWithUserAgent(host, token, ua)
-	return &ConnectClient{c: &client, token: newCredential(token)}, nil
+	return &ConnectClient{c: &client, token: redact.NewSecret(token)}, nil
 }
 
 // moduleVersion is this module's version, from the build information, or

@@ -8,6 +8,7 @@ import (
 	sdk "github.com/1password/onepassword-sdk-go"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // The variables [FromEnv] reads.
@@ -57,7 +58,7 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 		}
 		client, err := NewConnectClient(host, ctoken)
 		if err != nil {
-			return nil, newError(ref, keyprovider.ErrInvalidKey, err, newCredential(ctoken))
+			return nil, newError(ref, keyprovider.ErrInvalidKey, err, redact.NewSecret(ctoken))
 		}
 		return newProvider(ctx, &connectBackend{c: client, ids: &connectIDs{}}, ref, o, client.token)
 
@@ -75,7 +76,7 @@ func FromEnv(ctx context.Context, ref string, opts ...Option) (*Provider, error)
 		if version == "" {
 			version = moduleVersion()
 		}
-		cred := newCredential(satoken)
+		cred := redact.NewSecret(satoken)
 		client, err := sdk.NewClient(ctx, sdk.WithServiceAccountToken(satoken), sdk.WithIntegrationInfo(name, version))
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {

@@ -180,7 +180,7 @@ type Provider struct {
 	opts    Options
 	backend backend
 	// creds are the tokens the Provider knows, to scrub from its errors.
-	creds []credential
+	creds []redact.Secret
 	// life is behind a pointer so that a copy of a Provider (printing a
 	// dereferenced one) copies no lock.
 	life *lifecycle
@@ -230,8 +230,8 @@ var errClosed = errors.New("the Provider is closed")
 // through it, and it scrubs err's text of creds and of any key-shaped text
 // (the SDKs' errors quote what the server answered). kind nil means the
 // caller's context ended.
-func newError(ref string, kind, err error, creds ...credential) error {
-	return &keyprovider.Error{Provider: providerName, Ref: ref, Kind: kind, Err: redact.Error(err, revealAll(creds)...)}
+func newError(ref string, kind, err error, creds ...redact.Secret) error {
+	return &keyprovider.Error{Provider: providerName, Ref: ref, Kind: kind, Err: redact.Error(err, redact.RevealAll(creds)...)}
 }
 
 func configError(ref string, format string, args ...any) error {
@@ -260,7 +260,7 @@ func New(secrets SecretsAPI, ref string, opts ...Option) (*Provider, error) {
 	return newProvider(context.Background(), &sdkBackend{r: secrets}, ref, options(opts))
 }
 
-func newProvider(ctx context.Context, b backend, ref string, o Options, creds ...credential) (*Provider, error) {
+func newProvider(ctx context.Context, b backend, ref string, o Options, creds ...redact.Secret) (*Provider, error) {
 	r, err := parseReference(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func newProvider(ctx context.Context, b backend, ref string, o Options, creds ..
 }
 
 // assemble makes the Provider of a reference already parsed.
-func assemble(b backend, ref string, r reference, o Options, creds ...credential) (*Provider, error) {
+func assemble(b backend, ref string, r reference, o Options, creds ...redact.Secret) (*Provider, error) {
 	if err := b.supports(r); err != nil {
 		return nil, configError(ref, "%v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // echoSecrets fails every Resolve with a message of its choosing, as the
@@ -26,7 +27,7 @@ func TestSDKErrorsAreScrubbedOfTheServiceAccountToken(t *testing.T) {
 		key   = "sk-tessera-echoedBySDK0123456789"
 	)
 	backend := &sdkBackend{r: echoSecrets{"error sending request: token " + token + " key " + key}}
-	p, err := newProvider(context.Background(), backend, "op://vault/item/field", Options{}, newCredential(token))
+	p, err := newProvider(context.Background(), backend, "op://vault/item/field", Options{}, redact.NewSecret(token))
 	require.NoError(t, err)
 	_, err = p.Fetch(context.Background())
 	require.ErrorIs(t, err, keyprovider.ErrUnavailable)

@@ -178,32 +178,51 @@ func startsWithFingerprint(tok string) bool {
 }
 
 // LooksSecret reports whether s could be a key or a credential rather than a
-// name: it carries a known key prefix, or it is 20 bytes or more of key
-// bytes mixing letters and digits with no separator a path or a name would
-// have. Reference errors use it to decide whether a part of a reference may
-// be quoted.
+// name: it carries a known key prefix, or it holds a run of 20 key bytes or
+// more (between the separators a path or a URL has: "/.:#?&") that mixes
+// letters and digits the way generated secrets do: upper case, lower case
+// and digits together, or 32 bytes or more, or no "_" or "-" at all (names
+// such as "tessera_api_key_2024" have them). Reference errors use it to
+// decide whether a part of a reference may be quoted.
 func LooksSecret(s string) bool {
 	for _, p := range Prefixes {
 		if strings.Contains(s, p) {
 			return true
 		}
 	}
-	const minLen = 20
-	run, letters, digits := 0, false, false
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && IsKeyByte(s[i]) && !strings.ContainsRune("/.:#?&", rune(s[i])) {
-			run++
-			c := s[i]
-			letters = letters || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-			digits = digits || c >= '0' && c <= '9'
-			continue
-		}
-		if run >= minLen && letters && digits {
+	for _, run := range strings.FieldsFunc(s, func(r rune) bool {
+		return r > 0x7e || r <= 0x20 || strings.ContainsRune("/.:#?&", r)
+	}) {
+		if looksGenerated(run) {
 			return true
 		}
-		run, letters, digits = 0, false, false
 	}
 	return false
+}
+
+// looksGenerated applies LooksSecret's rule to one run.
+func looksGenerated(run string) bool {
+	const minLen, longLen = 20, 32
+	if len(run) < minLen {
+		return false
+	}
+	var upper, lower, digit, joiner bool
+	for i := 0; i < len(run); i++ {
+		switch c := run[i]; {
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= 'a' && c <= 'z':
+			lower = true
+		case c >= '0' && c <= '9':
+			digit = true
+		case c == '_' || c == '-':
+			joiner = true
+		}
+	}
+	if !(upper || lower) || !digit {
+		return false
+	}
+	return upper && lower || len(run) >= longLen || !joiner
 }
 
 // Error returns err with its message passed through [String] with secrets,

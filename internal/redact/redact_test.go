@@ -1,7 +1,9 @@
 package redact
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -52,12 +54,16 @@ func TestStringBearerPrefixedKey(t *testing.T) {
 
 func TestLooksSecret(t *testing.T) {
 	for s, want := range map[string]bool{
-		"kv/tessera":                        false,
-		"/run/secrets/tessera":              false,
-		"TESSERA_API_KEY":                   false,
-		"sk-tessera-x":                      true,
-		"a1B2c3D4e5F6g7H8i9J0k":             true,
-		"prod-tessera-api-key-for-payments": false,
+		"kv/tessera":                         false,
+		"/run/secrets/tessera":               false,
+		"TESSERA_API_KEY":                    false,
+		"sk-tessera-x":                       true,
+		"a1B2c3D4e5F6g7H8i9J0k":              true,
+		"prod-tessera-api-key-for-payments":  false,
+		"tessera_api_key_2024":               false,
+		"kv/apps/tessera_api_key_2024_prod":  false,
+		"hvs.CAESIJ1a2b3c4d5e6f7g8h9i0jKLMN": true,
+		"0123456789abcdef0123456789abcdef":   true,
 	} {
 		if got := LooksSecret(s); got != want {
 			t.Errorf("LooksSecret(%q) = %v, want %v", s, got, want)
@@ -76,5 +82,29 @@ func TestErrorKeepsTheChain(t *testing.T) {
 	}
 	if Error(nil) != nil {
 		t.Fatal("Error(nil) != nil")
+	}
+}
+
+func TestSecretPrintsOnlyItsFingerprint(t *testing.T) {
+	const v = "hvs.CAESIJ1token000secret"
+	type holder struct {
+		S Secret
+		p Secret
+	}
+	sec := NewSecret(v)
+	for _, got := range []string{
+		fmt.Sprintf("%v %+v %#v %s %q %x", sec, sec, sec, sec, sec, sec),
+		fmt.Sprintf("%v %+v %#v", holder{sec, sec}, holder{sec, sec}, &holder{sec, sec}),
+		sec.String(), sec.GoString(),
+	} {
+		if strings.Contains(got, v) || strings.Contains(got, "CAESIJ1") {
+			t.Fatalf("printed the secret: %s", got)
+		}
+	}
+	if b, _ := json.Marshal(holder{S: sec}); strings.Contains(string(b), v) {
+		t.Fatalf("JSON holds the secret: %s", b)
+	}
+	if sec.Reveal() != v || NewSecret("").Reveal() != "" || len(RevealAll([]Secret{sec, {}})) != 1 {
+		t.Fatal("Reveal or RevealAll lost the value")
 	}
 }
