@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 	"github.com/keyprovider/keyprovider/rotate"
 )
 
@@ -30,7 +31,7 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	}
 	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {
-		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		fmt.Fprintf(stderr, "keyprov watch: %s\n", redact.String(err.Error()))
 		return exitFail
 	}
 
@@ -38,19 +39,22 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	say := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(stdout, time.Now().UTC().Format(time.RFC3339)+" "+svc.Name+" "+format+"\n", args...)
+		// Every line is scrubbed as check and get scrub theirs: an error
+		// may repeat what a backend echoed.
+		line := fmt.Sprintf(format, args...)
+		fmt.Fprintln(stdout, time.Now().UTC().Format(time.RFC3339)+" "+svc.Name+" "+redact.String(line))
 	}
 	// The Source owns the provider from here on: its Close closes p.
 	src, err := rotate.New(watchedProvider{p, say}, rotate.WithService(svc), rotate.WithRefreshInterval(*interval),
 		rotate.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		_ = p.Close()
-		fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+		fmt.Fprintf(stderr, "keyprov watch: %s\n", redact.String(err.Error()))
 		return exitFail
 	}
 	defer func() {
 		if err := src.Close(); err != nil {
-			fmt.Fprintf(stderr, "keyprov watch: %v\n", err)
+			fmt.Fprintf(stderr, "keyprov watch: %s\n", redact.String(err.Error()))
 		}
 	}()
 	// Registered after New has started the first fetch: a Source tells a

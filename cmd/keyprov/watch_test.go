@@ -82,3 +82,42 @@ func TestWatchPrintsTheKeyAndStopsWhenCancelled(t *testing.T) {
 		assert.NotContains(t, l, "watchKEY", "the key is never printed")
 	}
 }
+
+// A failed refresh is reported, and nothing watch prints holds a key: here
+// the error names a missing file whose name is a pasted key. (The reader
+// already scrubs that path; watch scrubs every line again, as check and get
+// do, for errors a backend echoes.)
+func TestWatchScrubsWhatItPrints(t *testing.T) {
+	const leaked = "sk-tessera-pastedKEY0123456789"
+	env := func(name string) (string, bool) {
+		if name == "TESSERA_API_KEY_FILE" {
+			return "/nonexistent-keyprov-dir/" + leaked, true
+		}
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), watchWait)
+	defer cancel()
+	r, w := io.Pipe()
+	done := make(chan int, 1)
+	var stderr strings.Builder
+	go func() {
+		done <- run(ctx, []string{"watch", "--service", "tessera", "--duration", "1s"}, env, w, &stderr)
+		_ = w.Close()
+	}()
+	lines := readLines(t, r)
+	var out []string
+	for l := lines.next("first line"); ; l = lines.next("next line") {
+		out = append(out, l)
+		if strings.Contains(l, "stopped:") {
+			break
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(watchWait):
+		t.Fatalf("keyprov watch still running %s after its duration", watchWait)
+	}
+	all := strings.Join(out, "\n") + stderr.String()
+	assert.Contains(t, all, "FAILED", "the failed refresh is reported")
+	assert.NotContains(t, all, "pastedKEY", "the pasted key is never printed")
+}
