@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/keyprovider/keyprovider"
 )
 
@@ -36,23 +38,23 @@ func FuzzParseLinkedRef(f *testing.F) {
 		if err != nil {
 			var re *keyprovider.RefError
 			if !errors.As(err, &re) || !errors.Is(err, keyprovider.ErrInvalidKey) {
-				t.Fatalf("ParseRef(%q): error %v is not a *RefError wrapping ErrInvalidKey", s, err)
+				require.FailNowf(t, "FuzzParseLinkedRef", "ParseRef(%q): error %v is not a *RefError wrapping ErrInvalidKey", s, err)
 			}
 			if i := strings.Index(s, "sk-tessera-"); i >= 0 && len(s)-i >= 24 && strings.Contains(err.Error(), s[i:i+24]) {
-				t.Fatalf("ParseRef(%q): the error prints the key: %v", s, err)
+				require.FailNowf(t, "FuzzParseLinkedRef", "ParseRef(%q): the error prints the key: %v", s, err)
 			}
 			return
 		}
 		text := r.String()
 		again, err := keyprovider.ParseRef(text)
 		if err != nil {
-			t.Fatalf("ParseRef(%q) = %#v, whose String %q does not parse: %v", s, r, text, err)
+			require.FailNowf(t, "FuzzParseLinkedRef", "ParseRef(%q) = %#v, whose String %q does not parse: %v", s, r, text, err)
 		}
 		if !sameRef(r, again) {
-			t.Fatalf("round trip of %q: %#v → %q → %#v", s, r, text, again)
+			require.FailNowf(t, "FuzzParseLinkedRef", "round trip of %q: %#v → %q → %#v", s, r, text, again)
 		}
 		if again.String() != text {
-			t.Fatalf("String is not canonical: %q then %q", text, again.String())
+			require.FailNowf(t, "FuzzParseLinkedRef", "String is not canonical: %q then %q", text, again.String())
 		}
 	})
 }
