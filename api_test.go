@@ -4,7 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,15 +16,20 @@ const maxRootExports = 80
 
 func TestRootAPIStaysSmall(t *testing.T) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			names = append(names, exportedNames(f)...)
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
 		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, exportedNames(f)...)
 	}
 	if len(names) > maxRootExports {
 		t.Errorf("the root package exports %d names, more than %d: %v", len(names), maxRootExports, names)
