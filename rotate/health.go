@@ -53,6 +53,9 @@ type Health struct {
 	// Fetches, Failures and Rotations count backend fetches, failed
 	// fetches, and changes of the key since New.
 	Fetches, Failures, Rotations uint64
+	// WatchRefreshes counts the fetches that a [Watcher] Provider's change
+	// notices caused (each debounced burst of notices is one).
+	WatchRefreshes uint64
 }
 
 // Age is the time from the last successful fetch to At, or zero if no
@@ -94,6 +97,8 @@ func (s *Source) Health() Health {
 		Fetches:     s.fetches,
 		Failures:    s.failures,
 		Rotations:   s.rotations,
+
+		WatchRefreshes: s.watchFetches,
 	}
 	snap := s.cur.Load()
 	var k keyprovider.Key

@@ -27,6 +27,11 @@
 // MinRefreshInterval however many requests fail. [Source.Refresh] forces a
 // fetch and waits for it, for start-up checks, runbooks and tests.
 //
+// A Provider that implements [Watcher] (a key file) is also watched: a
+// change is fetched WatchDebounce after it is noticed, and the schedule
+// stays as the safety net. See [Watcher] for mounted Kubernetes secrets
+// and the subPath limitation.
+//
 // A panic in the Provider's Fetch or in Verify is recovered where it
 // happens: the fetch counts as failed, with an error wrapping
 // [keyprovider.ErrUnavailable] and [ErrPanic], and the last good key keeps
@@ -127,6 +132,8 @@ type stats struct {
 	fetches     uint64
 	failures    uint64
 	rotations   uint64
+	// watchFetches counts the fetches a Watcher's notice caused.
+	watchFetches uint64
 }
 
 // New returns a Source over p and starts its background goroutine, which
@@ -161,6 +168,10 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 	s.wg.Add(2)
 	go s.refresher()
 	go s.notifier()
+	if w, ok := p.(Watcher); ok && !s.o.NoWatch {
+		s.wg.Add(1)
+		go s.watch(w)
+	}
 	return s, nil
 }
 
