@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/keyprovider/keyprovider"
 )
 
@@ -139,6 +141,19 @@ type Options struct {
 	// notices: the key is then fetched on schedule only. False, the
 	// default, means a Provider that implements Watcher is watched.
 	NoWatch bool
+
+	// MeterProvider receives the Source's metrics (fetches, state, key
+	// age...; see the README's table) and those of a keyprovider.Transport
+	// over the Source. Nil means the global MeterProvider
+	// (otel.GetMeterProvider), which records nothing until one is set.
+	MeterProvider metric.MeterProvider
+
+	// Backend names the Provider's backend in the metrics' attributes
+	// ("vault", "env"...). Empty means a name derived from the Provider:
+	// the scheme of a keyprovider.EnvProvider's source, else the name of
+	// the Provider type's package. Keep it low in cardinality: a backend's
+	// name, never a path or a reference.
+	Backend string
 }
 
 // Option changes [Options].
@@ -202,6 +217,14 @@ func WithWatchDebounce(d time.Duration) Option { return func(o *Options) { o.Wat
 // WithNoWatch sets Options.NoWatch: the Provider's change notices are
 // ignored, and the key is fetched on schedule only.
 func WithNoWatch() Option { return func(o *Options) { o.NoWatch = true } }
+
+// WithMeterProvider sets Options.MeterProvider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *Options) { o.MeterProvider = mp }
+}
+
+// WithBackend sets Options.Backend.
+func WithBackend(name string) Option { return func(o *Options) { o.Backend = name } }
 
 // validate rejects what no default can stand for.
 func (o Options) validate() error {
