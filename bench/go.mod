@@ -10,6 +10,7 @@ replace github.com/keyprovider/keyprovider => ../
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/keyprovider/keyprovider v0.0.0-00010101000000-000000000000
+	go.opentelemetry.io/otel/sdk/metric v1.37.0
 	golang.org/x/oauth2 v0.38.0
 )
 
@@ -23,8 +24,6 @@ require (
 	go.opentelemetry.io/otel v1.37.0 // indirect
 	go.opentelemetry.io/otel/metric v1.37.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.37.0 // indirect
-	go.opentelemetry.io/otel/sdk/metric v1.37.0 // indirect
 	go.opentelemetry.io/otel/trace v1.37.0 // indirect
-	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.40.0 // indirect
 )

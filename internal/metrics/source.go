@@ -44,7 +44,9 @@ type SourceStats struct {
 type Source struct {
 	fetches  metric.Int64Counter
 	duration metric.Float64Histogram
-	byResult [numResults]metric.MeasurementOption
+	// Built once per result, so that recording allocates no option slice.
+	addBy    [numResults][]metric.AddOption
+	recordBy [numResults][]metric.RecordOption
 	reg      metric.Registration
 }
 
@@ -65,7 +67,8 @@ func NewSource(mp metric.MeterProvider, logger *slog.Logger, service, backend st
 	e.add(err)
 	base := []attribute.KeyValue{AttrService.String(service), AttrBackend.String(backend)}
 	for r, name := range resultNames {
-		s.byResult[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], AttrResult.String(name))...))
+		opt := metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], AttrResult.String(name))...))
+		s.addBy[r], s.recordBy[r] = []metric.AddOption{opt}, []metric.RecordOption{opt}
 	}
 	o := newObservers(m, &e)
 	if e.err == nil {
@@ -84,9 +87,9 @@ func (s *Source) Fetch(ctx context.Context, err error, d time.Duration) {
 	if s == nil {
 		return
 	}
-	opt := s.byResult[ResultOf(err)]
-	s.fetches.Add(ctx, 1, opt)
-	s.duration.Record(ctx, d.Seconds(), opt)
+	r := ResultOf(err)
+	s.fetches.Add(ctx, 1, s.addBy[r]...)
+	s.duration.Record(ctx, d.Seconds(), s.recordBy[r]...)
 }
 
 // Close stops the observation of the Source.

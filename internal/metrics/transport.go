@@ -43,8 +43,10 @@ func ClassOf(resp *http.Response) int {
 // *Transport records nothing.
 type Transport struct {
 	requests, replays, throttled, withheld metric.Int64Counter
-	byClass                                [numClasses]metric.MeasurementOption
-	none                                   metric.MeasurementOption
+	// The options are slices built once: an Add through the interface
+	// with a fresh variadic slice would allocate on every request.
+	byClass [numClasses][]metric.AddOption
+	none    []metric.AddOption
 }
 
 // NewTransport creates a Transport's instruments on mp (nil: the global
@@ -52,7 +54,7 @@ type Transport struct {
 func NewTransport(mp metric.MeterProvider, logger *slog.Logger) *Transport {
 	m := meter(mp)
 	var e errs
-	t := &Transport{none: metric.WithAttributeSet(*attribute.EmptySet())}
+	t := &Transport{none: []metric.AddOption{metric.WithAttributeSet(*attribute.EmptySet())}}
 	var err error
 	t.requests, err = m.Int64Counter(Requests, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests through the Transport, by result class."))
@@ -71,7 +73,7 @@ func NewTransport(mp metric.MeterProvider, logger *slog.Logger) *Transport {
 		return nil
 	}
 	for c, name := range classNames {
-		t.byClass[c] = metric.WithAttributeSet(attribute.NewSet(AttrResult.String(name)))
+		t.byClass[c] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrResult.String(name)))}
 	}
 	return t
 }
@@ -79,7 +81,7 @@ func NewTransport(mp metric.MeterProvider, logger *slog.Logger) *Transport {
 // Request counts a request that ended in class c.
 func (t *Transport) Request(ctx context.Context, c int) {
 	if t != nil {
-		t.requests.Add(ctx, 1, t.byClass[c])
+		t.requests.Add(ctx, 1, t.byClass[c]...)
 	}
 }
 
@@ -88,22 +90,22 @@ func (t *Transport) Response(ctx context.Context, resp *http.Response) {
 	if t == nil {
 		return
 	}
-	t.requests.Add(ctx, 1, t.byClass[ClassOf(resp)])
+	t.requests.Add(ctx, 1, t.byClass[ClassOf(resp)]...)
 	if resp.StatusCode == http.StatusTooManyRequests {
-		t.throttled.Add(ctx, 1, t.none)
+		t.throttled.Add(ctx, 1, t.none...)
 	}
 }
 
 // Replay counts a request sent again after a 401.
 func (t *Transport) Replay(ctx context.Context) {
 	if t != nil {
-		t.replays.Add(ctx, 1, t.none)
+		t.replays.Add(ctx, 1, t.none...)
 	}
 }
 
 // Withhold counts a request to a host not allowed the key.
 func (t *Transport) Withhold(ctx context.Context) {
 	if t != nil {
-		t.withheld.Add(ctx, 1, t.none)
+		t.withheld.Add(ctx, 1, t.none...)
 	}
 }
