@@ -45,6 +45,18 @@
 // registered after a key was fetched is told that key first, so that no
 // subscriber misses the state it subscribed to.
 //
+// # Metrics
+//
+// Every Source reports OpenTelemetry metrics through the metrics API on
+// Options.MeterProvider (the global MeterProvider when nil, which records
+// nothing until the program sets one): backend fetches and their duration
+// by service, backend and result, and its last successful fetch, key age,
+// state, rotations, stale serves, 401 invalidations and forced refreshes.
+// A keyprovider.Transport over the Source counts its requests on the same
+// MeterProvider. Counting happens on the refresh path, never in Token. A
+// MeterProvider that cannot create an instrument is logged once and the
+// metrics are skipped.
+//
 // # Lifetime
 //
 // A Source owns its Provider: [Source.Close] stops the goroutines the

@@ -2,6 +2,7 @@ package rotate_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,4 +188,24 @@ func TestWatchNilAndNoWatch(t *testing.T) {
 func TestWatchDebounceValidated(t *testing.T) {
 	_, err := rotate.New(newBackend(keyA), rotate.WithWatchDebounce(-time.Second))
 	wantIs(t, err, keyprovider.ErrInvalidKey, "a negative WatchDebounce")
+}
+
+// A key mounted from a Kubernetes Secret (TESSERA_API_KEY_FILE=
+// /var/run/secrets/tessera/key, not a subPath mount) is picked up within a
+// fraction of a second of the kubelet's swap: the Source subscribes to the
+// file's Watch by itself, and keeps its schedule as the safety net.
+func ExampleWatcher() {
+	ctx := context.Background()
+	p, err := keyprovider.FromEnv(ctx, keyprovider.Tessera)
+	if err != nil {
+		return
+	}
+	src, err := rotate.New(p, rotate.WithService(keyprovider.Tessera))
+	if err != nil {
+		return
+	}
+	defer src.Close()
+	src.OnRotate(func(old, new keyprovider.Key) {
+		slog.Info("key rotated", "old", old, "new", new) // fingerprints only
+	})
 }
