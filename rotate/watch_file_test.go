@@ -172,6 +172,18 @@ func TestPickupOfKeyFileChanges(t *testing.T) {
 			if took > pickupBound {
 				t.Errorf("picked up in %s, want within %s", took, pickupBound)
 			}
+
+			// The watch is armed again after the change: a write in place
+			// through the path (into the new timestamped directory, the new
+			// file, the new directory) is seen too.
+			start = time.Now()
+			writeFile(t, path, keyC)
+			select {
+			case <-waitRotationCh(rot, keyC):
+			case <-time.After(pickupWait):
+				t.Fatalf("a second change was not picked up within %s: the watch was not re-armed", pickupWait)
+			}
+			t.Logf("then a write in place in %s", time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
