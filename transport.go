@@ -146,7 +146,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 // 401, the 429s it sees and the requests it withholds the key from, as
 // OpenTelemetry metrics on the MeterProvider of src when src has a
 // MeterProvider method (a rotate.Source configured with
-// rotate.WithMeterProvider), else on the global one.
+// rotate.WithMeterProvider), else on the global one, with the name of the
+// service of src when it has a Service method (a rotate.Source) as the
+// keyprovider.service attribute.
 func NewTransport(src TokenSource, opts ...Option) *Transport {
 	var o Options
 	for _, opt := range opts {
@@ -160,7 +162,11 @@ func NewTransport(src TokenSource, opts ...Option) *Transport {
 	if m, ok := src.(interface{ MeterProvider() metric.MeterProvider }); ok {
 		mp = m.MeterProvider()
 	}
-	t.m = metrics.NewTransport(mp, o.Logger)
+	var svc string
+	if s, ok := src.(interface{ Service() Service }); ok {
+		svc = s.Service().Name
+	}
+	t.m = metrics.NewTransport(mp, o.Logger, svc)
 	for _, h := range o.AllowedHosts {
 		if h = strings.TrimSpace(h); h != "" {
 			host, port := splitHostPort(h)

@@ -15,6 +15,11 @@ import (
 // requests on it too.
 func (s *Source) MeterProvider() metric.MeterProvider { return s.o.MeterProvider }
 
+// Service returns the service whose keys the Source validates
+// (Options.Service). A keyprovider.Transport over the Source labels its
+// metrics with its name.
+func (s *Source) Service() keyprovider.Service { return s.o.Service }
+
 // metricStats is what the Source's observable instruments read.
 func (s *Source) metricStats() metrics.SourceStats {
 	h := s.Health()

@@ -44,7 +44,7 @@ func TestFailingMeterProviderIsLoggedOnceAndSkipped(t *testing.T) {
 		}
 		s.Fetch(context.Background(), nil, time.Second) // a nil Source records nothing, and does not panic
 		s.Close()
-		tr := NewTransport(brokenProvider{}, logger)
+		tr := NewTransport(brokenProvider{}, logger, "tessera")
 		if tr != nil {
 			t.Fatal("NewTransport over a failing MeterProvider: want nil")
 		}

@@ -49,12 +49,14 @@ type Transport struct {
 	none    []metric.AddOption
 }
 
-// NewTransport creates a Transport's instruments on mp (nil: the global
-// MeterProvider). It returns nil, after logging once, if mp fails.
-func NewTransport(mp metric.MeterProvider, logger *slog.Logger) *Transport {
+// NewTransport creates the instruments of a Transport taking service's
+// keys ("" when unknown) on mp (nil: the global MeterProvider). It returns
+// nil, after logging once, if mp fails.
+func NewTransport(mp metric.MeterProvider, logger *slog.Logger, service string) *Transport {
 	m := meter(mp)
 	var e errs
-	t := &Transport{none: []metric.AddOption{metric.WithAttributeSet(*attribute.EmptySet())}}
+	svc := AttrService.String(service)
+	t := &Transport{none: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(svc))}}
 	var err error
 	t.requests, err = m.Int64Counter(Requests, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests through the Transport, by result class."))
@@ -73,7 +75,7 @@ func NewTransport(mp metric.MeterProvider, logger *slog.Logger) *Transport {
 		return nil
 	}
 	for c, name := range classNames {
-		t.byClass[c] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrResult.String(name)))}
+		t.byClass[c] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(svc, AttrResult.String(name)))}
 	}
 	return t
 }

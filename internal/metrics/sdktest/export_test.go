@@ -142,6 +142,8 @@ func TestExporterHasEveryDocumentedMetric(t *testing.T) {
 	wantPoint(t, got[metrics.Fetches], "keyprovider.backend=env")
 	wantPoint(t, got[metrics.State], "keyprovider.state=stale")
 	wantPoint(t, got[metrics.Requests], "keyprovider.result=2xx")
+	wantPoint(t, got[metrics.Requests], "keyprovider.service=tessera")
+	wantPoint(t, got[metrics.Replays], "keyprovider.service=tessera")
 	wantPoint(t, got[metrics.ForcedRefreshes], "keyprovider.trigger=invalidate")
 }
 
