@@ -148,7 +148,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 		if _, err := readVar(lookup, name, svc); err != nil {
 			return nil, err
 		}
-		return &EnvProvider{src: src, p: ProviderFunc(func(ctx context.Context) (Key, error) {
+		return &EnvProvider{src: src, watchable: watchable{p: ProviderFunc(func(ctx context.Context) (Key, error) {
 			if err := ctx.Err(); err != nil {
 				return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 			}
@@ -157,7 +157,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 				e.Err = errChangedToRef
 			}
 			return k, err
-		})}, nil
+		})}}, nil
 	}
 	p, err := r.open(ctx, src.Ref, svc, o)
 	if err != nil {
@@ -167,14 +167,34 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 		}
 		return nil, err
 	}
-	return &EnvProvider{src: src, p: p}, nil
+	return &EnvProvider{src: src, watchable: watchable{p: p}}, nil
 }
 
 // EnvProvider is the [Provider] [FromEnv] returns: the key of a service,
 // from the source its variables name. It is safe for concurrent use.
+//
+// When the key is in a file (a _FILE variable, or a file:// reference), it
+// also has the Watch method of package rotate's Watcher, so that a
+// rotate.Source over it picks up a change of the file at once.
 type EnvProvider struct {
 	src EnvSource
-	p   Provider
+	watchable
+}
+
+// watchable holds the Provider an EnvProvider reads through, and forwards
+// to it the Watch method of rotate.Watcher (documented there; package
+// rotate imports this one, so the interface cannot be named here). Its
+// Watch returns nil when that Provider cannot be watched.
+type watchable struct{ p Provider }
+
+// Watch forwards to the Provider's Watch, or returns nil without one.
+func (w watchable) Watch(ctx context.Context) <-chan struct{} {
+	if wp, ok := w.p.(interface {
+		Watch(context.Context) <-chan struct{}
+	}); ok {
+		return wp.Watch(ctx)
+	}
+	return nil
 }
 
 // Fetch reads the key from the source; see [FromEnv] for what is re-read.
@@ -240,19 +260,30 @@ var fileScheme = Scheme{
 		return nil
 	},
 	Open: func(_ context.Context, req OpenRequest) (Provider, error) {
-		path, svc := req.Ref.Path, req.Service
-		return ProviderFunc(func(ctx context.Context) (Key, error) {
-			if err := ctx.Err(); err != nil {
-				return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(path), Err: err}
-			}
-			raw, err := envread.KeyText(envread.Value{Var: path, Path: path})
-			if err != nil {
-				return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(path), Kind: envread.Kind(err), Err: scrubError(err)}
-			}
-			return parseKey(fileProviderName, safeRef(path), svc, raw)
-		}), nil
+		return fileProvider{path: req.Ref.Path, svc: req.Service}, nil
 	},
 }
+
+// fileProvider reads the key in the file at path on every Fetch, and
+// watches it for package rotate (its Watch is rotate.Watcher's).
+type fileProvider struct {
+	path string
+	svc  Service
+}
+
+func (p fileProvider) Fetch(ctx context.Context) (Key, error) {
+	if err := ctx.Err(); err != nil {
+		return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(p.path), Err: err}
+	}
+	raw, err := envread.KeyText(envread.Value{Var: p.path, Path: p.path})
+	if err != nil {
+		return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(p.path), Kind: envread.Kind(err), Err: scrubError(err)}
+	}
+	return parseKey(fileProviderName, safeRef(p.path), p.svc, raw)
+}
+
+// Watch watches the file through its directory (see envread.Watch).
+func (p fileProvider) Watch(ctx context.Context) <-chan struct{} { return envread.Watch(ctx, p.path) }
 
 // readVar reads the key held literally in the variable name, by the rules
 // of package envread: unset is ErrNotFound, blank ErrInvalidKey.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/keyprovidertest"
@@ -331,6 +332,52 @@ func BenchmarkFromEnvFetch(b *testing.B) {
 	for b.Loop() {
 		if _, err := p.Fetch(context.Background()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestEnvProviderWatchesFilesOnly(t *testing.T) {
+	type watcher interface {
+		Watch(context.Context) <-chan struct{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lit, err := keyprovider.FromEnv(ctx, keyprovider.Tessera, keyprovider.WithLookupEnv(func(name string) (string, bool) {
+		if name == "TESSERA_API_KEY" {
+			return "sk-tessera-literalAAAA1111", true
+		}
+		return "", false
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := watcher(lit).Watch(ctx); ch != nil {
+		t.Error("a literal key: Watch should return nil")
+	}
+	path := filepath.Join(t.TempDir(), "key")
+	file, err := keyprovider.FromEnv(ctx, keyprovider.Tessera, keyprovider.WithLookupEnv(func(name string) (string, bool) {
+		if name == "TESSERA_API_KEY_FILE" {
+			return path, true
+		}
+		return "", false
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := watcher(file).Watch(ctx)
+	if ch == nil {
+		t.Fatal("a _FILE key: Watch returned nil")
+	}
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the watch did not stop within 5s of the cancellation")
 		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/keyprovider/keyprovider/internal/metrics"
 	"github.com/keyprovider/keyprovider/internal/redact"
 	"github.com/keyprovider/keyprovider/retry"
 )
@@ -66,6 +69,7 @@ type Transport struct {
 	any    bool
 	fail   bool
 	logger *slog.Logger
+	m      *metrics.Transport // nil: not counted
 
 	// hdr caches the header value built for the last key seen, so the hot
 	// path does not rebuild "Bearer "+key on every request.
@@ -137,6 +141,14 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 // opts. Without a host allowed ([WithAllowedHosts], [WithAllowAnyHost])
 // every request fails with an error matching [ErrHostNotAllowed]; with a
 // nil src every request fails.
+//
+// The Transport counts its requests (by result class), its replays after a
+// 401, the 429s it sees and the requests it withholds the key from, as
+// OpenTelemetry metrics on the MeterProvider of src when src has a
+// MeterProvider method (a rotate.Source configured with
+// rotate.WithMeterProvider), else on the global one, with the name of the
+// service of src when it has a Service method (a rotate.Source) as the
+// keyprovider.service attribute.
 func NewTransport(src TokenSource, opts ...Option) *Transport {
 	var o Options
 	for _, opt := range opts {
@@ -146,6 +158,15 @@ func NewTransport(src TokenSource, opts ...Option) *Transport {
 	if t.base == nil {
 		t.base = http.DefaultTransport
 	}
+	var mp metric.MeterProvider
+	if m, ok := src.(interface{ MeterProvider() metric.MeterProvider }); ok {
+		mp = m.MeterProvider()
+	}
+	var svc string
+	if s, ok := src.(interface{ Service() Service }); ok {
+		svc = s.Service().Name
+	}
+	t.m = metrics.NewTransport(mp, o.Logger, svc)
 	for _, h := range o.AllowedHosts {
 		if h = strings.TrimSpace(h); h != "" {
 			host, port := splitHostPort(h)
@@ -193,7 +214,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoURL
 	}
 	if reason := t.withhold(req.URL); reason != "" {
+		t.m.Withhold(req.Context())
 		if reason == reasonNoHosts || t.fail {
+			t.m.Request(req.Context(), metrics.ClassRefused)
 			closeBody(req.Body)
 			return nil, &hostError{scheme: req.URL.Scheme, host: req.URL.Host, reason: reason}
 		}
@@ -202,7 +225,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				slog.String("method", req.Method), slog.String("scheme", req.URL.Scheme),
 				slog.String("host", req.URL.Host), slog.String("reason", reason))
 		}
-		return t.send(req, req)
+		resp, err := t.send(req, req)
+		t.count(req.Context(), resp, err)
+		return resp, err
 	}
 	return t.roundTrip(req)
 }
@@ -282,33 +307,52 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	key, err := t.src.Token(ctx)
 	if err != nil {
+		t.m.Request(ctx, metrics.ClassNoKey)
 		closeBody(req.Body)
 		return nil, err
 	}
 	v, err := t.header(key)
 	if err != nil {
+		t.m.Request(ctx, metrics.ClassNoKey)
 		closeBody(req.Body)
 		return nil, err
 	}
 	resp, err := t.send(req, authorize(req, req.Body, v))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.count(ctx, resp, err)
 		return resp, err
 	}
 
 	fresh, ok := t.refresh(ctx, req, key)
 	if !ok {
+		t.count(ctx, resp, nil)
 		return resp, nil
 	}
 	body, err := nextBody(req)
 	if err != nil {
+		t.count(ctx, resp, nil)
 		return resp, nil
 	}
 	discard(resp)
 	if v, err = t.header(fresh); err != nil {
+		t.m.Request(ctx, metrics.ClassNoKey)
 		closeBody(body)
 		return nil, err
 	}
-	return t.send(req, authorize(req, body, v))
+	t.m.Replay(ctx)
+	resp, err = t.send(req, authorize(req, body, v))
+	t.count(ctx, resp, err)
+	return resp, err
+}
+
+// count records the outcome of a request: a response by its class, or a
+// failure of the base RoundTripper.
+func (t *Transport) count(ctx context.Context, resp *http.Response, err error) {
+	if err != nil {
+		t.m.Request(ctx, metrics.ClassError)
+		return
+	}
+	t.m.Response(ctx, resp)
 }
 
 // refresh reports stale as rejected and asks for a key again. It returns

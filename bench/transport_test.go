@@ -46,6 +46,11 @@ func BenchmarkTransport(b *testing.B) {
 		src := warmSource(b)
 		roundTrip(b, retry.New(keyprovider.NewTransport(src, keyprovider.WithAllowedHosts(keyprovider.Tessera.Host()), keyprovider.WithBase(canned{}))))
 	})
+	// With metrics on (the OpenTelemetry SDK): one counter Add a request.
+	b.Run("keyprovider-metered", func(b *testing.B) {
+		src := meteredSource(b)
+		roundTrip(b, keyprovider.NewTransport(src, keyprovider.WithAllowedHosts(keyprovider.Tessera.Host()), keyprovider.WithBase(canned{})))
+	})
 	b.Run("oauth2", func(b *testing.B) {
 		roundTrip(b, &oauth2.Transport{Source: warmOAuth2(b), Base: canned{}})
 	})

@@ -37,7 +37,10 @@
 // again, so a supervisor or a test that changes the environment, or a kubelet
 // that swaps a mounted secret, is seen by the next Fetch. Put package rotate
 // in front of the provider to fetch in the background rather than on every
-// request.
+// request: a key file is then also watched ([Provider.Watch]), so that a
+// change is picked up within a fraction of a second rather than at the next
+// scheduled refresh. A Kubernetes Secret mounted with subPath is never
+// updated by the kubelet, so there is no change to see.
 //
 // # Files
 //
@@ -191,6 +194,23 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 		return keyprovider.Key{}, p.fail(v.Var, keyprovider.ErrInvalidKey, err)
 	}
 	return k, nil
+}
+
+// Watch implements rotate.Watcher (package rotate subscribes to it): when
+// the key is in a file (the _FILE variable is set when Watch is called), it
+// watches the file through its directory, so that a kubelet's swap of a
+// mounted secret, a rename over the file and a write in place are each
+// signalled at once, and returns the channel of those hints, closed once
+// ctx is done and the watch has stopped. A file that cannot be watched (no
+// inotify, too many watches) is polled every second instead, with one
+// warning logged. When the key is in the variable itself, Watch returns
+// nil: there is nothing to watch.
+func (p *Provider) Watch(ctx context.Context) <-chan struct{} {
+	v, err := envread.Lookup(p.opts.LookupEnv, p.name)
+	if err != nil || !v.FromFile() {
+		return nil
+	}
+	return envread.Watch(ctx, v.Path)
 }
 
 func (p *Provider) fail(ref string, kind, err error) error {

@@ -53,6 +53,16 @@ type Health struct {
 	// Fetches, Failures and Rotations count backend fetches, failed
 	// fetches, and changes of the key since New.
 	Fetches, Failures, Rotations uint64
+	// KeySince is when the key served was first fetched (zero if none):
+	// the age of its version.
+	KeySince time.Time
+	// StaleServes counts the keys Token served while refreshes failed
+	// (the last good key); Invalidations the rejections (HTTP 401)
+	// reported through Invalidate for the key then current.
+	StaleServes, Invalidations uint64
+	// WatchRefreshes counts the fetches that a [Watcher] Provider's change
+	// notices caused (each debounced burst of notices is one).
+	WatchRefreshes uint64
 }
 
 // Age is the time from the last successful fetch to At, or zero if no
@@ -94,6 +104,11 @@ func (s *Source) Health() Health {
 		Fetches:     s.fetches,
 		Failures:    s.failures,
 		Rotations:   s.rotations,
+
+		WatchRefreshes: s.watchFetches,
+		KeySince:       s.keySeen,
+		StaleServes:    s.staleServes.Load(),
+		Invalidations:  s.invalidations.Load(),
 	}
 	snap := s.cur.Load()
 	var k keyprovider.Key
@@ -106,7 +121,7 @@ func (s *Source) Health() Health {
 		h.State = Closed
 	case snap == nil:
 		h.State = Starting
-	case snap.err != nil && snap.err != errRejected:
+	case snap.err != nil && snap.err != errRejected && snap.err != errStale:
 		h.State = Failed
 	case s.lastErr != nil:
 		h.State = Stale

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/keyprovider/keyprovider"
 )
 
@@ -33,6 +35,12 @@ const (
 	// Provider that honours its context to notice the cancellation, short
 	// enough not to stall a shutdown.
 	DefaultCloseTimeout = 5 * time.Second
+	// DefaultWatchDebounce is how long after a change notice of a
+	// [Watcher] the key is fetched: long enough to take a burst of events
+	// (the kubelet's swap of a mounted secret is a handful, a write in
+	// place a truncate and a write) as one change, short enough that a
+	// rotation is picked up well within a second.
+	DefaultWatchDebounce = 100 * time.Millisecond
 )
 
 // Options configure a [Source]. The zero value of every field means its
@@ -122,6 +130,30 @@ type Options struct {
 	// callback still running; past it, Close returns an error wrapping
 	// [ErrStillRunning]. Zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+
+	// WatchDebounce is how long, by Clock, the Source waits after a change
+	// notice of a [Watcher] Provider before it fetches: notices arriving
+	// meanwhile are part of the same change. At most one fetch per
+	// WatchDebounce follows from notices. Zero means DefaultWatchDebounce.
+	WatchDebounce time.Duration
+
+	// NoWatch turns off the subscription to a [Watcher] Provider's change
+	// notices: the key is then fetched on schedule only. False, the
+	// default, means a Provider that implements Watcher is watched.
+	NoWatch bool
+
+	// MeterProvider receives the Source's metrics (fetches, state, key
+	// age...; see the README's table) and those of a keyprovider.Transport
+	// over the Source. Nil means the global MeterProvider
+	// (otel.GetMeterProvider), which records nothing until one is set.
+	MeterProvider metric.MeterProvider
+
+	// Backend names the Provider's backend in the metrics' attributes
+	// ("vault", "env"...). Empty means a name derived from the Provider:
+	// the scheme of a keyprovider.EnvProvider's source, else the name of
+	// the Provider type's package. Keep it low in cardinality: a backend's
+	// name, never a path or a reference.
+	Backend string
 }
 
 // Option changes [Options].
@@ -179,6 +211,21 @@ func WithSharedProvider() Option { return func(o *Options) { o.SharedProvider = 
 // WithCloseTimeout sets Options.CloseTimeout.
 func WithCloseTimeout(d time.Duration) Option { return func(o *Options) { o.CloseTimeout = d } }
 
+// WithWatchDebounce sets Options.WatchDebounce.
+func WithWatchDebounce(d time.Duration) Option { return func(o *Options) { o.WatchDebounce = d } }
+
+// WithNoWatch sets Options.NoWatch: the Provider's change notices are
+// ignored, and the key is fetched on schedule only.
+func WithNoWatch() Option { return func(o *Options) { o.NoWatch = true } }
+
+// WithMeterProvider sets Options.MeterProvider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *Options) { o.MeterProvider = mp }
+}
+
+// WithBackend sets Options.Backend.
+func WithBackend(name string) Option { return func(o *Options) { o.Backend = name } }
+
 // validate rejects what no default can stand for.
 func (o Options) validate() error {
 	for _, d := range []struct {
@@ -188,6 +235,7 @@ func (o Options) validate() error {
 		{"RefreshInterval", o.RefreshInterval}, {"MaxStale", o.MaxStale},
 		{"MinRefreshInterval", o.MinRefreshInterval}, {"BackoffBase", o.BackoffBase},
 		{"BackoffMax", o.BackoffMax}, {"FetchTimeout", o.FetchTimeout}, {"CloseTimeout", o.CloseTimeout},
+		{"WatchDebounce", o.WatchDebounce},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %s: want ≥ 0 (0 means the default)", d.name, d.v)
@@ -213,6 +261,7 @@ func (o Options) resolve() Options {
 	def(&o.BackoffMax, o.RefreshInterval)
 	def(&o.FetchTimeout, DefaultFetchTimeout)
 	def(&o.CloseTimeout, DefaultCloseTimeout)
+	def(&o.WatchDebounce, DefaultWatchDebounce)
 	if o.BackoffMax < o.BackoffBase {
 		o.BackoffMax = o.BackoffBase
 	}

@@ -72,8 +72,10 @@ func (s *Source) run(f *flight) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.FetchTimeout)
 	defer cancel()
+	start := s.o.Clock.Now()
 	k, err := s.fetch(ctx)
 	now := s.o.Clock.Now()
+	s.m.Fetch(ctx, err, now.Sub(start))
 
 	s.mu.Lock()
 	if s.closed { // Close has answered f's waiters already
@@ -111,7 +113,7 @@ func oldKey(prev *snapshot) keyprovider.Key {
 
 // failedLocked records a failed fetch: without a key held, Token fails
 // until the backoff has passed; with one, it is served on (again, if it was
-// rejected) until MaxStale has passed since the last success. It returns
+// rejected), as stale, until MaxStale has passed since the last success. It returns
 // the number of failures in a row.
 func (s *Source) failedLocked(err error, prev *snapshot, now time.Time) int {
 	s.fetches++
@@ -126,8 +128,10 @@ func (s *Source) failedLocked(err error, prev *snapshot, now time.Time) int {
 			Provider: "rotate", Kind: keyprovider.ErrUnavailable,
 			Err: fmt.Errorf("no successful refresh for %s (MaxStale): %w", now.Sub(s.lastSuccess).Round(time.Second), err),
 		}})
-	case prev.err == errRejected:
-		s.cur.Store(&snapshot{key: prev.key}) // serve it again
+	case prev.err != errStale:
+		// Serve it on (again, if it was rejected), from Token's slow path,
+		// which counts it.
+		s.cur.Store(&snapshot{key: prev.key, err: errStale})
 	}
 	return s.failStreak
 }
@@ -141,6 +145,7 @@ func (s *Source) succeededLocked(k keyprovider.Key, prev *snapshot, now time.Tim
 	s.lastErr = nil
 	s.failStreak = 0
 	if old := oldKey(prev); !old.Equal(k) {
+		s.keySeen = now
 		s.rotations++
 		s.announceLocked(old, k)
 	}
@@ -225,7 +230,7 @@ func (s *Source) refresher() {
 			return
 		case <-t.C():
 		}
-		_, err = s.Refresh(s.ctx)
+		_, err = s.refresh(s.ctx, false)
 	}
 }
 

@@ -27,6 +27,11 @@
 // MinRefreshInterval however many requests fail. [Source.Refresh] forces a
 // fetch and waits for it, for start-up checks, runbooks and tests.
 //
+// A Provider that implements [Watcher] (a key file) is also watched: a
+// change is fetched WatchDebounce after it is noticed, and the schedule
+// stays as the safety net. See [Watcher] for mounted Kubernetes secrets
+// and the subPath limitation.
+//
 // A panic in the Provider's Fetch or in Verify is recovered where it
 // happens: the fetch counts as failed, with an error wrapping
 // [keyprovider.ErrUnavailable] and [ErrPanic], and the last good key keeps
@@ -39,6 +44,18 @@
 // [Source.OnRotate] subscribes to changes of the key. A subscriber
 // registered after a key was fetched is told that key first, so that no
 // subscriber misses the state it subscribed to.
+//
+// # Metrics
+//
+// Every Source reports OpenTelemetry metrics through the metrics API on
+// Options.MeterProvider (the global MeterProvider when nil, which records
+// nothing until the program sets one): backend fetches and their duration
+// by service, backend and result, and its last successful fetch, key age,
+// state, rotations, stale serves, 401 invalidations and forced refreshes.
+// A keyprovider.Transport over the Source counts its requests on the same
+// MeterProvider. Counting happens on the refresh path, never in Token. A
+// MeterProvider that cannot create an instrument is logged once and the
+// metrics are skipped.
 //
 // # Lifetime
 //
@@ -58,6 +75,7 @@ import (
 	"time"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/metrics"
 )
 
 // ErrClosed is returned by [Source.Token] and [Source.Refresh] after
@@ -76,13 +94,20 @@ var errClosed = &keyprovider.Error{Provider: "rotate", Err: ErrClosed}
 // refresh (on its own context) instead of handing out the rejected key.
 var errRejected = errors.New("rotate: key rejected, refresh under way")
 
+// errStale, as a snapshot's err, marks its key as the last good one,
+// served while refreshes fail: Token serves it from its slow path, which
+// counts it (Health.StaleServes), so that the hot path stays one load and
+// one comparison.
+var errStale = errors.New("rotate: refreshes failing, serving the last good key")
+
 // snapshot is what Token reads: the key to serve, or the error to return.
 // Its key is served as it is exactly when err is nil; a snapshot is never
 // stored with neither a key nor an error.
 type snapshot struct {
 	key keyprovider.Key
 	// err, when set, is returned by Token instead of key: closed, past
-	// MaxStale, or a failed first fetch; or errRejected.
+	// MaxStale, or a failed first fetch; or errRejected; or errStale, which
+	// alone is served with its key.
 	err error
 	// retryAt is, for a failed first fetch, when Token may start another
 	// fetch; until then callers get err at once (a failing backend is not
@@ -102,6 +127,10 @@ type Source struct {
 
 	cur        atomic.Pointer[snapshot]
 	lastForced atomic.Int64 // Unix nanoseconds of the last forced refresh
+
+	staleServes   atomic.Uint64 // keys served while refreshes fail
+	invalidations atomic.Uint64 // Invalidate calls for the current key
+	m             *metrics.Source
 
 	ctx    context.Context // the Source's lifetime; cancelled by Close
 	cancel context.CancelFunc
@@ -127,6 +156,12 @@ type stats struct {
 	fetches     uint64
 	failures    uint64
 	rotations   uint64
+	// watchFetches counts the fetches a Watcher's notice caused;
+	// invalidateFetches those Invalidate forced; refreshCalls the calls
+	// of Refresh.
+	watchFetches, invalidateFetches, refreshCalls uint64
+	// keySeen is when the key held was first fetched.
+	keySeen time.Time
 }
 
 // New returns a Source over p and starts its background goroutine, which
@@ -158,9 +193,14 @@ func New(p keyprovider.Provider, opts ...Option) (*Source, error) {
 		s.phase = time.Duration(s.o.Rand() * float64(s.o.RefreshInterval))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.m = metrics.NewSource(s.o.MeterProvider, s.o.Logger, s.o.Service.Name, backendName(p, s.o.Backend), s.metricStats)
 	s.wg.Add(2)
 	go s.refresher()
 	go s.notifier()
+	if w, ok := p.(Watcher); ok && !s.o.NoWatch {
+		s.wg.Add(1)
+		go s.watch(w)
+	}
 	return s, nil
 }
 
@@ -194,6 +234,10 @@ func token(ctx context.Context, s *Source, slow func(*Source, context.Context) (
 // it looks once more: an Invalidate may have rejected the key that fetch
 // got, and then it waits for the forced refresh instead.
 func (s *Source) tokenSlow(ctx context.Context) (keyprovider.Key, error) {
+	if snap := s.cur.Load(); snap != nil && snap.err == errStale {
+		s.staleServes.Add(1)
+		return snap.key, nil
+	}
 	if err := ctx.Err(); err != nil {
 		return keyprovider.Key{}, err
 	}
@@ -222,6 +266,9 @@ func (s *Source) answerLocked(joined *flight) (keyprovider.Key, error, bool) {
 	switch {
 	case snap != nil && snap.err == nil:
 		return snap.key, nil, true
+	case snap != nil && snap.err == errStale:
+		s.staleServes.Add(1)
+		return snap.key, nil, true
 	case snap != nil && snap.err == errRejected:
 		return keyprovider.Key{}, nil, false
 	case joined != nil:
@@ -237,10 +284,18 @@ func (s *Source) answerLocked(joined *flight) (keyprovider.Key, error, bool) {
 // that fails validation or Verify is returned as an error and does not
 // replace the current one.
 func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {
+	return s.refresh(ctx, true)
+}
+
+// refresh is Refresh; counted says it is a caller's, not the schedule's.
+func (s *Source) refresh(ctx context.Context, counted bool) (keyprovider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return keyprovider.Key{}, err
 	}
 	s.mu.Lock()
+	if counted {
+		s.refreshCalls++
+	}
 	f := s.flightLocked()
 	s.mu.Unlock()
 	if err := f.wait(ctx); err != nil {
@@ -259,7 +314,16 @@ func (s *Source) Refresh(ctx context.Context) (keyprovider.Key, error) {
 // Invalidate never blocks, and does not move the refresh schedule.
 func (s *Source) Invalidate(stale keyprovider.Key) {
 	snap := s.cur.Load()
-	if snap == nil || snap.err != nil || !snap.key.Equal(stale) {
+	if snap == nil || !snap.key.Equal(stale) {
+		return
+	}
+	switch snap.err {
+	case nil, errStale:
+		s.invalidations.Add(1)
+	case errRejected: // a refresh is forced already
+		s.invalidations.Add(1)
+		return
+	default:
 		return
 	}
 	now := s.o.Clock.Now().UnixNano()
@@ -276,6 +340,7 @@ func (s *Source) Invalidate(stale keyprovider.Key) {
 		return // a new key arrived meanwhile, or Close
 	}
 	s.cur.Store(&snapshot{key: snap.key, err: errRejected})
+	s.invalidateFetches++
 	s.flightLocked() // joins the fetch under way, if any: it ends the rejection
 	s.mu.Unlock()
 	s.o.Logger.Warn("rotate: key rejected, refreshing", "key", stale)
@@ -333,6 +398,7 @@ func (s *Source) shutdown() {
 	if c, ok := s.p.(io.Closer); ok && !s.o.SharedProvider {
 		s.closeErr = c.Close()
 	}
+	s.m.Close()
 	close(s.stopped)
 }
 
