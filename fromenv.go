@@ -148,7 +148,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 		if _, err := readVar(lookup, name, svc); err != nil {
 			return nil, err
 		}
-		return &EnvProvider{src: src, watchable: watchable{p: ProviderFunc(func(ctx context.Context) (Key, error) {
+		return &EnvProvider{src: src, p: ProviderFunc(func(ctx context.Context) (Key, error) {
 			if err := ctx.Err(); err != nil {
 				return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 			}
@@ -157,7 +157,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 				e.Err = errChangedToRef
 			}
 			return k, err
-		})}}, nil
+		})}, nil
 	}
 	p, err := r.open(ctx, src.Ref, svc, o)
 	if err != nil {
@@ -167,7 +167,7 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 		}
 		return nil, err
 	}
-	return &EnvProvider{src: src, watchable: watchable{p: p}}, nil
+	return &EnvProvider{src: src, p: p}, nil
 }
 
 // EnvProvider is the [Provider] [FromEnv] returns: the key of a service,
@@ -178,18 +178,15 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 // rotate.Source over it picks up a change of the file at once.
 type EnvProvider struct {
 	src EnvSource
-	watchable
+	p   Provider // the Provider it reads through
 }
 
-// watchable holds the Provider an EnvProvider reads through, and forwards
-// to it the Watch method of rotate.Watcher (documented there; package
-// rotate imports this one, so the interface cannot be named here). Its
-// Watch returns nil when that Provider cannot be watched.
-type watchable struct{ p Provider }
-
-// Watch forwards to the Provider's Watch, or returns nil without one.
-func (w watchable) Watch(ctx context.Context) <-chan struct{} {
-	if wp, ok := w.p.(interface {
+// Watch is the method of package rotate's Watcher (documented there;
+// package rotate imports this one, so the interface cannot be named here):
+// it forwards to the Provider the key is read through, and returns nil when
+// that Provider cannot be watched (a literal key, a Vault secret...).
+func (p *EnvProvider) Watch(ctx context.Context) <-chan struct{} {
+	if wp, ok := p.p.(interface {
 		Watch(context.Context) <-chan struct{}
 	}); ok {
 		return wp.Watch(ctx)

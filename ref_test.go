@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
@@ -325,8 +324,15 @@ func TestRefStringEscapes(t *testing.T) {
 }
 
 func TestSchemesOfTheRoot(t *testing.T) {
-	if got := keyprovider.Schemes(); !slices.Equal(got, []string{"env", "file"}) {
-		t.Errorf("Schemes() = %v: the root package links in no backend", got)
+	for _, ref := range []string{"vault://kv/x", "awssm://x", "op://v/i/f"} {
+		if _, err := keyprovider.ParseRef(ref); !errors.Is(err, keyprovider.ErrSchemeNotLinked) {
+			t.Errorf("ParseRef(%q) = %v: the root package links in no backend, so want ErrSchemeNotLinked", ref, err)
+		}
+	}
+	for _, ref := range []string{"env://X", "file:///x"} {
+		if _, err := keyprovider.ParseRef(ref); err != nil {
+			t.Errorf("ParseRef(%q) = %v: env and file are built in", ref, err)
+		}
 	}
 }
 

@@ -115,7 +115,7 @@ func envOptions(opts []EnvOption) EnvOptions {
 // env:// and file://; other schemes must be registered.
 //
 // The package-level functions [RegisterScheme], [ParseRef], [Open],
-// [FromEnv] and [Schemes] use a default Resolver that backend packages
+// and [FromEnv] use a default Resolver that backend packages
 // register into when they are imported, the way database/sql drivers do:
 //
 //	import _ "github.com/keyprovider/keyprovider/vault" // registers vault://
@@ -294,10 +294,6 @@ func (r *Resolver) open(ctx context.Context, ref Ref, svc Service, o EnvOptions)
 // blank import links their scheme in; it panics as [Resolver.Register] does,
 // in particular when two packages register the same scheme.
 func RegisterScheme(s Scheme) { defaultResolver.Register(s) }
-
-// Schemes returns the schemes the default [Resolver] knows, sorted: env and
-// file, and those of the backend packages linked in.
-func Schemes() []string { return defaultResolver.Schemes() }
 
 // Open parses ref and returns a Provider for the key it names, for svc,
 // through the default [Resolver]. The Provider reads the backend on every

@@ -38,7 +38,7 @@ echo "vault dev server at $VAULT_ADDR (pid $vault_pid)"
 
 status=0
 go test -race -count=1 ./... || status=$?
-for mod in bench examples/tessera-openai; do
+for mod in bench examples/tessera-openai internal/metrics/sdktest; do
   if [ -f "$mod/go.mod" ]; then
     (cd "$mod" && go test -race -count=1 ./...) || status=$?
   fi
