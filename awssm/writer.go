@@ -88,7 +88,7 @@ func (p *Provider) Stage(ctx context.Context, current, next keyprovider.Key) (ro
 		return rotation.Staged{}, p.classify(ctx, err)
 	}
 	version := aws.ToString(out.VersionId)
-	return rotation.Staged{Mode: rotation.Pending, Current: current.Version(), Version: version, Next: keyprovider.NewKey(next.Reveal(), version)}, nil
+	return rotation.Staged{Mode: rotation.Pending, Current: current.Version(), Version: version, Next: keyprovider.NewKey(next.Reveal(), version), Previous: current}, nil
 }
 
 // newValue is the secret string of the new version.

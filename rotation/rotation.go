@@ -79,6 +79,10 @@ type Staged struct {
 	Version string
 	// Next is the staged key.
 	Next keyprovider.Key
+	// Previous is the key that was current, given to Stage: what a store
+	// that keeps the previous value beside the new one (a 1Password field)
+	// writes there.
+	Previous keyprovider.Key
 }
 
 // Writer is the write capability of a key store. Its methods are safe for

@@ -44,7 +44,7 @@ func (p *Provider) Stage(ctx context.Context, current, next keyprovider.Key) (ro
 	if err != nil {
 		return rotation.Staged{}, p.failWrite(next, nil, err)
 	}
-	st := rotation.Staged{Mode: rotation.Unconditional, Current: current.Version(), Next: next}
+	st := rotation.Staged{Mode: rotation.Unconditional, Current: current.Version(), Next: next, Previous: current}
 	if kv == 1 {
 		return st, nil
 	}

@@ -26,7 +26,7 @@ func (w fileWriter) Stage(_ context.Context, current, next keyprovider.Key) (rot
 	if next.Equal(current) {
 		return rotation.Staged{}, fmt.Errorf("%w (%w)", rotation.ErrSameKey, keyprovider.ErrInvalidKey)
 	}
-	return rotation.Staged{Mode: rotation.Unconditional, Next: next}, nil
+	return rotation.Staged{Mode: rotation.Unconditional, Next: next, Previous: current}, nil
 }
 
 func (w fileWriter) Promote(_ context.Context, s rotation.Staged) (keyprovider.Key, error) {
