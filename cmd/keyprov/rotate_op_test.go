@@ -61,7 +61,7 @@ func TestRotateOnePasswordConnectWhileSourceReads(t *testing.T) {
 	ctx := context.Background()
 	p, err := onepassword.NewConnect(f.srv.Client(), "op://prod/tessera/credential", onepassword.WithService(keyprovider.Tessera))
 	require.NoError(t, err)
-	src, err := rotate.New(p)
+	src, err := rotate.New(p, rotate.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	defer src.Close()
 	svc := f.api.Service(keyprovider.Tessera)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,7 +119,7 @@ func TestRotateAWSFullWhileSourceReads(t *testing.T) {
 	p, err := awssm.FromEnv(ctx, "prod/tessera", awssm.WithJSONField("api_key"), awssm.WithRegion(awssmtest.DefaultRegion),
 		awssm.WithService(keyprovider.Tessera), awssm.WithLookupEnv(mapEnv(f.env)))
 	require.NoError(t, err)
-	src, err := rotate.New(p)
+	src, err := rotate.New(p, rotate.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	defer src.Close()
 	svc := f.api.Service(keyprovider.Tessera)
@@ -135,7 +136,40 @@ func TestRotateAWSFullWhileSourceReads(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, "a request after %s", step)
 		return nil
 	}
+	// And one more reader, refreshing and calling all along, concurrently.
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		failed := 0
+		for {
+			select {
+			case <-stop:
+				done <- failed
+				return
+			default:
+			}
+			if _, err := src.Refresh(ctx); err != nil {
+				failed++
+			}
+			resp, err := client.Get(svc.BaseURL + "/models")
+			if err != nil {
+				failed++
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				failed++
+			}
+		}
+	}()
 	got := runRotateTest(t, f.env, f.newKey, testRotateDeps(request), "--service", "tessera", "--json", "--wait", "5s")
+	close(stop)
+	select {
+	case failed := <-done:
+		assert.Equal(t, 0, failed, "no request of the concurrent reader failed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the concurrent reader did not stop")
+	}
 	require.Equal(t, exitOK, got.code, "stdout:\n%s\nstderr:\n%s", got.stdout, got.stderr)
 	evs := steps(t, got.stdout)
 	for _, s := range []string{"resolve", "validate", "stage", "verify", "promote", "report", "wait"} {
@@ -277,3 +311,43 @@ func TestRotateRefusesLiteralEnvAndFile(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "the file's mode is kept")
 	assertNoSecret(t, got.stdout+got.stderr, newKey, oldKey)
 }
+
+func TestRotateTesseralVerifiesOrganizations(t *testing.T) {
+	api := standin.New(t)
+	oldKey, newKey := standin.NewKey(keyprovider.Tesseral), standin.NewKey(keyprovider.Tesseral)
+	api.AddKey(newKey)
+	api.Deny(newKey, standin.RouteModels) // only the organization listing may be asked
+	file := filepath.Join(t.TempDir(), "tesseral")
+	require.NoError(t, os.WriteFile(file, []byte(oldKey), 0o600))
+	env := map[string]string{"TESSERAL_API_KEY_FILE": file}
+	got := runRotateTest(t, env, newKey, testRotateDeps(nil), "--service", "tesseral", "--write-file", "--yes", "--verify-url", api.BaseURL(), "--json")
+	require.Equal(t, exitOK, got.code, "stdout:\n%s\nstderr:\n%s", got.stdout, got.stderr)
+	assert.Equal(t, 1, api.Stats().ByRoute[standin.RouteOrganizations])
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	assert.Equal(t, newKey, string(b), "no newline added")
+	assertNoSecret(t, got.stdout+got.stderr, newKey, oldKey)
+}
+
+func TestRotateThroughRunRefusesKeyArgument(t *testing.T) {
+	got := runKeyprov(t, nil, "rotate", "--service", "tessera", tesseraKey2)
+	assert.Equal(t, exitUsage, got.code)
+	assert.Contains(t, got.stderr, "stdin only")
+	assertNoKey(t, got.stdout, got.stderr)
+	got = runKeyprov(t, nil, "help")
+	assert.Contains(t, got.stdout, "keyprov rotate")
+}
+
+func TestRotateVerifyURLMustBeSafe(t *testing.T) {
+	_, err := verifyURL(keyprovider.Tessera, "http://example.com/v1")
+	require.Error(t, err, "plain HTTP off loopback")
+	u, err := verifyURL(keyprovider.Tesseral, "https://api.tesseral.com/v1/")
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.tesseral.com/v1/organizations?pageSize=1", u)
+	u, err = verifyURL(keyprovider.Tessera, keyprovider.Tessera.BaseURL)
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.tesseraai.cloud/v1/models", u)
+}
+
+// quietLogger discards what a test's rotate.Source logs.
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -95,7 +95,7 @@ func TestRotateVaultKVv2WhileSourceReads(t *testing.T) {
 	ctx := context.Background()
 	p, err := vault.FromEnv(ctx, f.mount+"/"+f.path, vault.WithService(keyprovider.Tessera), vault.WithLookupEnv(mapEnv(f.env)))
 	require.NoError(t, err)
-	src, err := rotate.New(p)
+	src, err := rotate.New(p, rotate.WithLogger(quietLogger()))
 	require.NoError(t, err)
 	defer src.Close()
 	svc := f.api.Service(keyprovider.Tessera)
