@@ -79,8 +79,11 @@ func (p *Provider) Stage(_ context.Context, current, next keyprovider.Key) (rota
 // A 409 from Connect (the item changed between the read and the write) is
 // retried once after reading the item again, then is ErrConflict.
 //
-// connect-sdk-go takes no context: ctx is checked between the calls, and
-// each call is bounded by the client's own timeouts.
+// connect-sdk-go takes no context: each call runs on a goroutine the
+// Provider tracks as it tracks a Fetch's ([Provider.Close] waits for it),
+// and Promote stops waiting when ctx ends. An update still running then
+// may land later: the error says so (errWriteUnknown), so that the caller
+// checks what the item holds before starting over.
 func (p *Provider) Promote(ctx context.Context, s rotation.Staged) (keyprovider.Key, error) {
 	b, u, err := p.connectWriter()
 	if err != nil {
@@ -94,7 +97,7 @@ func (p *Provider) Promote(ctx context.Context, s rotation.Staged) (keyprovider.
 		b.ids.mu.Lock()
 		vaultID, itemID := b.ids.vaultID, b.ids.itemID
 		b.ids.mu.Unlock()
-		item, err := b.c.GetItemByUUID(itemID, vaultID)
+		item, err := bounded(ctx, p, func() (*op.Item, error) { return b.c.GetItemByUUID(itemID, vaultID) })
 		if err != nil {
 			return keyprovider.Key{}, p.failWrite(s.Next, classifyConnect(err), err)
 		}
@@ -104,7 +107,10 @@ func (p *Provider) Promote(ctx context.Context, s rotation.Staged) (keyprovider.
 		if err := ctx.Err(); err != nil {
 			return keyprovider.Key{}, p.failWrite(s.Next, nil, err)
 		}
-		out, err := u.UpdateItem(item, vaultID)
+		out, err := bounded(ctx, p, func() (*op.Item, error) { return u.UpdateItem(item, vaultID) })
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return keyprovider.Key{}, p.failWrite(s.Next, nil, fmt.Errorf("%w: %w", err, errWriteUnknown))
+		}
 		if err == nil {
 			return keyprovider.NewKey(s.Next.Reveal(), strconv.Itoa(out.Version)), nil
 		}
@@ -181,4 +187,42 @@ func (p *Provider) Abandon(context.Context, rotation.Staged) (string, error) {
 // failWrite is fail for the write methods: the new key is scrubbed too.
 func (p *Provider) failWrite(next keyprovider.Key, kind, err error) error {
 	return newError(p.ref, kind, redact.Error(err, next.Reveal()), p.creds...)
+}
+
+// errWriteUnknown is the cause of a Promote whose update was still running
+// when its context ended.
+var errWriteUnknown = errors.New("the item update did not answer in time: it may still be applied; read the item before starting over")
+
+// bounded runs fn, a call of connect-sdk-go (which takes no context), on a
+// goroutine holding the Provider's inflight token, as call does for
+// Fetch, and waits for it on ctx.
+func bounded(ctx context.Context, p *Provider, fn func() (*op.Item, error)) (*op.Item, error) {
+	select {
+	case p.life.inflight <- struct{}{}:
+	case <-p.life.closing:
+		return nil, errClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	type answer struct {
+		item *op.Item
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		defer func() { <-p.life.inflight }()
+		defer func() {
+			if recover() != nil {
+				done <- answer{err: errPanic}
+			}
+		}()
+		it, err := fn()
+		done <- answer{it, err}
+	}()
+	select {
+	case a := <-done:
+		return a.item, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -1,6 +1,7 @@
 package onepassword_test
 
 import (
+	"context"
 	"testing"
 
 	op "github.com/1Password/connect-sdk-go/onepassword"
@@ -103,4 +104,27 @@ func TestConnectStageRefusesSameKey(t *testing.T) {
 	_, err = p.Stage(f.ctx, cur, keyprovider.NewKey(connectKey, ""))
 	require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
 	require.ErrorIs(t, err, rotation.ErrSameKey)
+}
+
+func TestConnectPromoteBoundedByContext(t *testing.T) {
+	f := newConnectFixture(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	release := make(chan struct{})
+	c := racingClient{ConnectClient: f.srv.Client(), before: func() {
+		cancel()  // the caller gives up while the update is in flight
+		<-release // and the server is slow to answer
+	}}
+	p, err := onepassword.NewConnect(c, "op://prod/tessera/credential", onepassword.WithService(keyprovider.Tessera))
+	require.NoError(t, err)
+	cur, err := p.Fetch(f.ctx)
+	require.NoError(t, err)
+	st, err := p.Stage(f.ctx, cur, keyprovider.NewKey(connectKey3, ""))
+	require.NoError(t, err)
+	_, err = p.Promote(ctx, st)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Contains(t, err.Error(), "may still be applied")
+	close(release)
+	require.NoError(t, p.Close(), "Close waits for the update")
+	assert.Equal(t, connectKey3, f.field("credential"), "the update landed after all, as the error warned")
 }

@@ -150,8 +150,11 @@ func (r *rotationRun) promote(ctx context.Context, st rotation.Staged) (keyprovi
 	now, err := r.w.Promote(pctx, st)
 	if err != nil {
 		left := "nothing was written; the old key is current"
-		if st.Mode == rotation.Pending {
-			left = "the old key is current; version " + st.Version + " is left staged (AWSPENDING): a re-run promotes it, or remove the label"
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			left = "the store did not answer in time: the write may or may not have landed; run keyprov check to see which key is current"
+		case st.Mode == rotation.Pending:
+			left = "the old key is current; version " + st.Version + " is left marked AWSPENDING (readers of AWSCURRENT never get it; a re-run or the next rotation moves the label)"
 		}
 		return now, r.fail("promote", err, left)
 	}
