@@ -62,8 +62,11 @@
 // with the key read from stdin, never from the command line: stage it
 // without making it current, verify it against the service's API, promote
 // it, report the old and new fingerprints and versions. A failure leaves
-// the old key current and says what, if anything, was left staged. See
-// rotate.go.
+// the old key current and says what, if anything, was left staged. Vault
+// KV v1 and files cannot stage: --yes goes ahead there. --dry-run prints
+// the plan and writes nothing; --json prints one object per step; --wait D
+// polls until the store serves the new key, then says how to revoke the
+// old one.
 //
 // # Exit status
 //
