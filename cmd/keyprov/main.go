@@ -9,6 +9,7 @@
 //	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
+//	keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--yes] [--write-file] [--wait D] [--json] < new-key
 //
 // # check
 //
@@ -53,6 +54,19 @@
 // rotate) and prints a line on every rotation and every failed refresh, until
 // interrupted (SIGINT, SIGTERM) or --duration has passed. Use it while
 // running a rotation runbook.
+//
+// # rotate
+//
+// rotate replaces the key of one service in the store its reference names
+// (vault://, awssm://, op:// through Connect; file:// with --write-file)
+// with the key read from stdin, never from the command line: stage it
+// without making it current, verify it against the service's API, promote
+// it, report the old and new fingerprints and versions. A failure leaves
+// the old key current and says what, if anything, was left staged. Vault
+// KV v1 and files cannot stage: --yes goes ahead there. --dry-run prints
+// the plan and writes nothing; --json prints one object per step; --wait D
+// polls until the store serves the new key, then says how to revoke the
+// old one.
 //
 // # Exit status
 //
@@ -100,6 +114,8 @@ const usage = `usage:
   keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
   keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
   keyprov watch --service NAME [--env-file FILE] [--duration D]
+  keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--verify-url URL]
+                 [--yes] [--write-file] [--wait D] [--json] < new-key
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -119,6 +135,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runGet
 	case "watch":
 		cmd = runWatch
+	case "rotate":
+		return runRotate(ctx, args[1:], env, os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -95,7 +95,7 @@ func Start() *Server {
 		denied:   map[string]bool{},
 		requests: map[string]int{},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serveWithUpdates)) // update.go: PUT, PATCH
 	s.URL = s.srv.URL
 	return s
 }
