@@ -285,9 +285,17 @@ func TestCloseReleasesOnlyWhatFromEnvBuilt(t *testing.T) {
 		"AWS_REGION": awssmtest.DefaultRegion, "AWS_ENDPOINT_URL": front.URL}
 	p, err := awssm.FromEnv(ctx, "svc", awssm.WithLookupEnv(envOf(env)))
 	require.NoError(t, err)
-	_, err = p.Fetch(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, openConns(), "the client keeps its connection alive")
+	// The transport keeps a connection alive only when the response was read
+	// to its end before the SDK closed it, which it does not always do; so
+	// fetch until one is kept (in practice the first or second fetch).
+	for i := 0; i < 20 && openConns() != 1; i++ {
+		_, err = p.Fetch(ctx)
+		require.NoError(t, err)
+		if openConns() != 1 {
+			time.Sleep(time.Millisecond) // let a closing connection's state land
+		}
+	}
+	require.Equal(t, 1, openConns(), "the client keeps a connection alive")
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "a second Close is harmless")
 	require.Eventually(t, func() bool { return openConns() == 0 }, 5*time.Second, time.Millisecond,
