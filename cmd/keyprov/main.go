@@ -9,6 +9,7 @@
 //	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
+//	keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
 //
 // # check
 //
@@ -53,6 +54,16 @@
 // rotate) and prints a line on every rotation and every failed refresh, until
 // interrupted (SIGINT, SIGTERM) or --duration has passed. Use it while
 // running a rotation runbook.
+//
+// # proxy
+//
+// proxy is a local credential-injecting proxy: an application points its
+// OpenAI SDK (or any HTTP client) at http://127.0.0.1:8787/v1 with the local
+// token of --token-file as its API key, and the proxy forwards each request
+// to the upstream (--upstream, else TESSERA_BASE_URL / TESSERAL_BASE_URL,
+// else the service's base URL) with the real key, kept fresh by package
+// rotate; a 401 is replayed once with a refetched key. /healthz and /readyz
+// answer without the token. It stops gracefully on SIGTERM. See README.md.
 //
 // # Exit status
 //
@@ -100,6 +111,7 @@ const usage = `usage:
   keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
   keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
   keyprov watch --service NAME [--env-file FILE] [--duration D]
+  keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -119,6 +131,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runGet
 	case "watch":
 		cmd = runWatch
+	case "proxy":
+		cmd = runProxy
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
