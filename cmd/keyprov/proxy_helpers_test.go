@@ -174,3 +174,6 @@ func unixClient(path string) *http.Client {
 		},
 	}}
 }
+
+// netListenLoopback listens on a free port of 127.0.0.1.
+func netListenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
