@@ -422,3 +422,56 @@ func TestProxyGracefulShutdown(t *testing.T) {
 	assert.Equal(t, result{http.StatusOK, "finished"}, r)
 	assert.Equal(t, exitOK, <-stopped)
 }
+
+// TestProxyReplayLimit: a body up to --max-replay-body is replayed after a
+// 401; a larger one streams through, and its 401 comes back as it is.
+func TestProxyReplayLimit(t *testing.T) {
+	key, next := newTesseraKey(), newTesseraKey()
+	var current atomic.Value
+	current.Store(key)
+	var got atomic.Int64
+	base := loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if r.Header.Get("Authorization") != "Bearer "+current.Load().(string) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got.Store(n)
+		fmt.Fprint(w, n)
+	}))
+	env, file := fileKeyEnv(t, key, base+"/v1")
+	p := startProxy(t, env, "--service", "tessera", "--max-replay-body", "1024")
+	rotateTo := func(k string) {
+		require.NoError(t, os.WriteFile(file, []byte(k), 0o600))
+		current.Store(k)
+	}
+
+	rotateTo(next)
+	resp, body := p.do(t, http.MethodPost, "/v1/upload", p.Token, strings.NewReader(strings.Repeat("a", 1024)))
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a 1,024-byte body was kept and replayed with the new key")
+	assert.Equal(t, "1024", body)
+
+	// The next forced refresh may come only after MinRefreshInterval (5s):
+	// a new proxy starts afresh.
+	p = startProxy(t, env, "--service", "tessera", "--max-replay-body", "1024")
+	rotateTo(key)
+	resp, _ = p.do(t, http.MethodPost, "/v1/upload", p.Token, io.MultiReader(strings.NewReader(strings.Repeat("b", 1025))))
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a 1,025-byte chunked body streamed through: the 401 is the client's")
+	resp, body = p.do(t, http.MethodPost, "/v1/upload", p.Token, strings.NewReader(strings.Repeat("c", 4096)))
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the next request has the new key")
+	assert.Equal(t, "4096", body, "a large body arrives whole")
+}
+
+func TestProxyUpstreamDown(t *testing.T) {
+	key := newTesseraKey()
+	ln, err := netListenLoopback()
+	require.NoError(t, err)
+	dead := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close())
+	env, _ := fileKeyEnv(t, key, dead+"/v1")
+	p := startProxy(t, env, "--service", "tessera")
+	resp, body := p.do(t, http.MethodGet, "/v1/models", p.Token, nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Contains(t, body, "upstream_unreachable")
+	assert.NotContains(t, p.log.String(), key[len(key)-12:])
+}

@@ -102,7 +102,7 @@ func (h *Handler) Requests() uint64 { return h.counter.Load() }
 // ServeHTTP implements [http.Handler].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &record{}
+	rec := &record{fingerprint: "-"}
 	status := h.serve(w, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)), rec)
 	if h.o.Logger != nil && status != 0 {
 		h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "proxy request",
