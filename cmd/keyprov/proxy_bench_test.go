@@ -33,12 +33,12 @@ func BenchmarkProxy(b *testing.B) {
 	key := newTesseraKey()
 
 	u, _ := url.Parse(upstream)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.Transport = benchTransport()
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		director(r)
-		r.Header.Set("Authorization", "Bearer "+key)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Header.Set("Authorization", "Bearer "+key)
+		},
+		Transport: benchTransport(),
 	}
 	reverse := benchServer(b, rp)
 
