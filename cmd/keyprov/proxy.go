@@ -131,7 +131,7 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 	}
 	p := &proxyServer{ln: ln, src: src, log: log, stderr: stderr, timeout: f.shutdown, cleanup: cleanup}
 	p.handler = proxy.New(proxy.Options{
-		Upstream: up, Client: upstreamClient(src, up, f.retry, log), Token: token,
+		Upstream: up, Transport: upstreamTransport(src, up, f.retry, log), Token: token,
 		Hosts: lis.hosts(ln.Addr()), MaxReplayBody: f.maxReplayBody, Logger: log,
 		Ready: func() (string, error) { h := src.Health(); return h.State.String(), h.Ready() },
 	})
@@ -225,12 +225,12 @@ func proxySource(ctx context.Context, svc keyprovider.Service, lookup lookupFunc
 	return src, nil
 }
 
-// upstreamClient is the client the handler forwards with: a
+// upstreamTransport is what the handler forwards with: a
 // keyprovider.Transport that sends the key to up's host only (redirects
 // elsewhere go without it), over a connection pool sized for a busy local
 // client, optionally under the library's 429 retrier. It never decompresses
 // (the client's Accept-Encoding and the upstream's encoding pass through).
-func upstreamClient(src *rotate.Source, up *url.URL, withRetry bool, log *slog.Logger) *http.Client {
+func upstreamTransport(src *rotate.Source, up *url.URL, withRetry bool, log *slog.Logger) http.RoundTripper {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConns = 512
 	base.MaxIdleConnsPerHost = 256
@@ -242,12 +242,7 @@ func upstreamClient(src *rotate.Source, up *url.URL, withRetry bool, log *slog.L
 	if withRetry {
 		rt = retry.New(rt, retry.WithLogger(log))
 	}
-	return &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}}
+	return rt
 }
 
 // upstreamURL is where the key goes: --upstream, else <SERVICE>_BASE_URL

@@ -266,6 +266,26 @@ func TestProxyRedirectCarriesNoKey(t *testing.T) {
 	assert.Empty(t, h.Values("Authorization"), "the redirect's target got neither the key nor the local token")
 }
 
+// TestProxyFollows307WithTheBody: a same-host 307 repeats the POST, body
+// and key included.
+func TestProxyFollows307WithTheBody(t *testing.T) {
+	key := newTesseraKey()
+	got := make(chan string, 1)
+	base := loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/old" {
+			http.Redirect(w, r, "/v1/new", http.StatusTemporaryRedirect)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + r.Header.Get("Authorization") + " " + string(b)
+	}))
+	env, _ := fileKeyEnv(t, key, base+"/v1")
+	p := startProxy(t, env, "--service", "tessera")
+	resp, _ := p.do(t, http.MethodPost, "/v1/old", p.Token, strings.NewReader(embedBody))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "POST Bearer "+key+" "+embedBody, <-got)
+}
+
 func TestProxyReplaysAfter401AndPassesThrottling(t *testing.T) {
 	key, next := newTesseraKey(), newTesseraKey()
 	up := newStandin(t, key)

@@ -53,10 +53,12 @@ type Options struct {
 	// Upstream is the base URL requests are forwarded under
 	// ("https://api.tesseraai.cloud/v1"). Required.
 	Upstream *url.URL
-	// Client sends the forwarded requests; its Transport authenticates them
-	// (a keyprovider.Transport, possibly under a retry.Transport) and its
-	// redirect policy is applied. Required.
-	Client *http.Client
+	// Transport sends the forwarded requests and authenticates them: a
+	// keyprovider.Transport, possibly under a retry.Transport. The handler
+	// follows redirects itself (up to 10, as http.Client does), each hop
+	// through Transport, whose host rules decide whether it carries the
+	// key. Required.
+	Transport http.RoundTripper
 	// Token is the local token clients must present. Empty means no token
 	// is required (only for a trusted Unix socket).
 	Token string
@@ -200,7 +202,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) i
 		return refuse(w, http.StatusBadRequest, "bad_request", "keyprov proxy: cannot read the request body")
 	}
 	h.counter.Add(1)
-	resp, err := h.o.Client.Do(out)
+	resp, err := h.send(out)
 	if err != nil {
 		return h.upstreamError(w, r, err)
 	}
