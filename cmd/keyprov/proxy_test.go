@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,10 +234,13 @@ func TestProxyUnixSocket(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "the socket is removed at shutdown")
 
 	trusted := filepath.Join(dir, "t")
-	p = startProxy(t, env, "--service", "tessera", "--listen", "unix:"+trusted, "--socket-trust", "--socket-mode", "0660")
+	p = startProxy(t, env, "--service", "tessera", "--listen", "unix:"+trusted, "--socket-trust", "--socket-mode", "0660", "--socket-group", strconv.Itoa(os.Getgid()))
 	fi, err = os.Lstat(trusted)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		assert.Equal(t, uint32(os.Getgid()), st.Gid, "--socket-group")
+	}
 	client = unixClient(trusted)
 	assert.Equal(t, http.StatusOK, get(p, ""), "--socket-trust: whoever can connect is trusted")
 	assert.Equal(t, 2, up.Stats().Accepted)
