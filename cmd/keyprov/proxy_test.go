@@ -111,6 +111,9 @@ func TestProxyRefusesWithoutTouchingTheUpstream(t *testing.T) {
 		})
 	}
 	assert.Zero(t, up.Stats().Requests, "no refused request reached the stand-in")
+	assert.Contains(t, p.log.String(), `method=POST path=/v1/embeddings status=401`, "refusals are logged too")
+	assert.NotContains(t, p.log.String(), p.Token[len(p.Token)-12:], "never with the token")
+	assert.NotContains(t, p.log.String(), key[len(key)-12:], "nor the key")
 
 	resp, _ := p.do(t, http.MethodPost, "/v1/embeddings", p.Token, strings.NewReader(embedBody), "Host", "localhost"+p.URL[strings.LastIndexByte(p.URL, ':'):])
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "localhost:PORT names the loopback listener too")
