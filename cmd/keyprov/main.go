@@ -68,7 +68,7 @@
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
-// could not start, 2 on a usage error.
+// or the proxy could not start (or stopped serving), 2 on a usage error.
 package main
 
 import (
