@@ -120,6 +120,9 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if fi, err := os.Stat(f.tokenFile); token != "" && err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("keyprov proxy: the token file can be read by others than its owner", "path", f.tokenFile, "mode", fi.Mode().Perm().String())
+	}
 	src, err := proxySource(ctx, svc, lookup, f.refresh, log, token)
 	if err != nil {
 		return fail(exitFail, err)
