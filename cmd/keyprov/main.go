@@ -10,6 +10,7 @@
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
 //	keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--yes] [--write-file] [--wait D] [--json] < new-key
+//	keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
 //
 // # check
 //
@@ -68,10 +69,20 @@
 // polls until the store serves the new key, then says how to revoke the
 // old one.
 //
+// # proxy
+//
+// proxy is a local credential-injecting proxy: an application points its
+// OpenAI SDK (or any HTTP client) at http://127.0.0.1:8787/v1 with the local
+// token of --token-file as its API key, and the proxy forwards each request
+// to the upstream (--upstream, else TESSERA_BASE_URL / TESSERAL_BASE_URL,
+// else the service's base URL) with the real key, kept fresh by package
+// rotate; a 401 is replayed once with a refetched key. /healthz and /readyz
+// answer without the token. It stops gracefully on SIGTERM. See README.md.
+//
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
-// could not start, 2 on a usage error.
+// or the proxy could not start (or stopped serving), 2 on a usage error.
 package main
 
 import (
@@ -116,6 +127,7 @@ const usage = `usage:
   keyprov watch --service NAME [--env-file FILE] [--duration D]
   keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--verify-url URL]
                  [--yes] [--write-file] [--wait D] [--json] < new-key
+  keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -137,6 +149,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runWatch
 	case "rotate":
 		return runRotate(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	case "proxy":
+		cmd = runProxy
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
