@@ -9,6 +9,7 @@
 //	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
+//	keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [--key-file VAR=PATH]... [FLAGS] -- PROGRAM [ARGS...]
 //
 // # check
 //
@@ -54,10 +55,26 @@
 // interrupted (SIGINT, SIGTERM) or --duration has passed. Use it while
 // running a rotation runbook.
 //
+// # exec
+//
+// exec runs PROGRAM with the references of its environment resolved (every
+// variable holding a vault://, awssm://, op://, env:// or file://
+// reference, and TESSERA_API_KEY_FILE and the like), as FromEnv resolves
+// them, and keeps it supplied with fresh keys: on a real change of a key it
+// restarts the program (or signals it, or only logs). If a reference does
+// not resolve, the program is not started. keyprov stays the parent,
+// forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2, and exits
+// with the program's status (128+N for a program killed by signal N).
+// "keyprov exec -h" lists its flags.
+//
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
-// could not start, 2 on a usage error.
+// could not start, 2 on a usage error. exec exits with the program's
+// status, or 125 when keyprov could not run it (a usage error, a reference
+// that did not resolve, a key file it could not write: the program was not
+// started), 126 when the program cannot be executed and 127 when it is not
+// found.
 package main
 
 import (
@@ -100,6 +117,7 @@ const usage = `usage:
   keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
   keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
   keyprov watch --service NAME [--env-file FILE] [--duration D]
+  keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [FLAGS] -- PROGRAM [ARGS...]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -119,6 +137,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runGet
 	case "watch":
 		cmd = runWatch
+	case "exec":
+		cmd = runExec
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
