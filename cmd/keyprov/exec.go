@@ -224,7 +224,7 @@ func (defaultResolver) Open(ctx context.Context, ref string, svc keyprovider.Ser
 }
 
 func (defaultResolver) Parse(s string) (keyprovider.Ref, error) { return keyprovider.ParseRef(s) }
-func (defaultResolver) Schemes() []string                      { return keyprovider.Schemes() }
+func (defaultResolver) Schemes() []string                       { return keyprovider.Schemes() }
 
 // randFloat is the splay's draw.
 func randFloat() float64 { return rand.Float64() }

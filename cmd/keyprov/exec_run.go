@@ -5,8 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"slices"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
