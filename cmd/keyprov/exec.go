@@ -30,55 +30,13 @@ var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // environment, runs the program after "--" with their keys, and keeps it
 // supplied with fresh keys. See the package doc.
 func runExec(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.Writer) int {
-	cfg, files, only, code := parseExecArgs(args, stderr)
-	if code >= 0 {
-		return code
-	}
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "keyprov exec: "+format+"\n", args...)
-		return exitExecFailed
-	}
-	var envFiles []envFile
-	for _, path := range files {
-		f, err := readEnvFile(path)
-		if err != nil {
-			return fail("%v", err)
-		}
-		envFiles = append(envFiles, f)
-	}
 	environ := os.Environ()
 	if env != nil {
 		environ = environFrom(env)
 	}
-	cfg.env = newChildEnv(environ, envFiles)
-	// The backends read the environment as it was before keyprov changes
-	// the child's (scrubbing, keys in files): an env:// reference is read
-	// again on every refresh.
-	var inject lookupFunc
-	if env != nil || len(envFiles) > 0 {
-		snapshot := maps.Clone(cfg.env.vars)
-		inject = func(name string) (string, bool) { v, ok := snapshot[name]; return v, ok }
-	}
-	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	bs, err := bindings(octx, defaultResolver{}, cfg.env, inject, only)
-	cancel()
-	if err != nil {
-		return fail("%v", err)
-	}
-	cfg.bindings = bs
-	for name := range cfg.keyFiles {
-		if !slices.ContainsFunc(bs, func(b binding) bool { return b.name == name }) {
-			closeBindings(bs)
-			return fail("--key-file %s: the variable holds no reference keyprov resolves", name)
-		}
-	}
-	for _, b := range bs {
-		if b.drop != "" {
-			cfg.env.unset(b.drop)
-		}
-	}
-	if cfg.scrubEnv {
-		cfg.env.scrub()
+	cfg, code := prepareExec(ctx, args, environ, env == nil, stderr)
+	if code >= 0 {
+		return code
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)
@@ -90,7 +48,63 @@ func runExec(ctx context.Context, args []string, env lookupFunc, stdout, stderr 
 	cfg.rotateLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// main cancels ctx on SIGINT and SIGTERM: here those go to the child,
 	// and keyprov ends when it does.
-	return execute(context.WithoutCancel(ctx), cfg.execConfig)
+	return execute(context.WithoutCancel(ctx), cfg)
+}
+
+// prepareExec reads the command line, builds the child's environment from
+// environ and the env files, and opens every reference to resolve. environ
+// is the process's own environment when processEnv is set: the backends
+// then read it as a service would (the AWS SDK's whole credential chain);
+// otherwise they read environ and the env files alone. It returns the exit
+// status when keyprov exec is to stop there, or -1.
+func prepareExec(ctx context.Context, args, environ []string, processEnv bool, stderr io.Writer) (execConfig, int) {
+	cfg, files, only, code := parseExecArgs(args, stderr)
+	if code >= 0 {
+		return execConfig{}, code
+	}
+	fail := func(format string, args ...any) (execConfig, int) {
+		fmt.Fprintf(stderr, "keyprov exec: "+format+"\n", args...)
+		return execConfig{}, exitExecFailed
+	}
+	var envFiles []envFile
+	for _, path := range files {
+		f, err := readEnvFile(path)
+		if err != nil {
+			return fail("%v", err)
+		}
+		envFiles = append(envFiles, f)
+	}
+	cfg.env = newChildEnv(environ, envFiles)
+	// The backends read the environment as it was before keyprov changes
+	// the child's (scrubbing, keys in files): an env:// reference is read
+	// again on every refresh.
+	var inject lookupFunc
+	if !processEnv || len(envFiles) > 0 {
+		snapshot := maps.Clone(cfg.env.vars)
+		inject = func(name string) (string, bool) { v, ok := snapshot[name]; return v, ok }
+	}
+	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	bs, err := bindings(octx, defaultResolver{}, cfg.env, inject, only)
+	cancel()
+	if err != nil {
+		return fail("%v", err)
+	}
+	for name := range cfg.keyFiles {
+		if !slices.ContainsFunc(bs, func(b binding) bool { return b.name == name }) {
+			closeBindings(bs)
+			return fail("--key-file %s: the variable holds no reference keyprov resolves", name)
+		}
+	}
+	cfg.bindings = bs
+	for _, b := range bs {
+		if b.drop != "" {
+			cfg.env.unset(b.drop)
+		}
+	}
+	if cfg.scrubEnv {
+		cfg.env.scrub()
+	}
+	return cfg.execConfig, -1
 }
 
 // execFlags is what parseExecArgs reads.

@@ -63,7 +63,8 @@ type execConfig struct {
 	// rotateLog is the rotate.Sources' logger; nil means log.
 	rotateLog *slog.Logger
 	// observe, if not nil, is told of events ("started", "rotated",
-	// "applied", "exited"), for tests to follow the supervisor.
+	// "debounce", "applied", "exited"), for tests to follow the
+	// supervisor.
 	observe func(event string)
 }
 
@@ -87,6 +88,9 @@ type supervisor struct {
 func execute(ctx context.Context, cfg execConfig) int {
 	if cfg.clock == nil {
 		cfg.clock = supervise.SystemClock{}
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.rotateLog == nil {
 		cfg.rotateLog = cfg.log
@@ -268,6 +272,7 @@ func (s *supervisor) loop(ctx context.Context) int {
 					d += time.Duration(s.draw() * float64(s.splay))
 				}
 				debounce = s.clock.NewTimer(d)
+				s.event("debounce")
 			}
 		case <-timerC(debounce):
 			debounce = nil
