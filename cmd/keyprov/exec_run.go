@@ -255,11 +255,12 @@ func (s *supervisor) loop(ctx context.Context) int {
 			s.lastStatus = s.child.ExitCode()
 			s.child = nil
 			s.log.Info("keyprov exec: program exited", "status", s.lastStatus)
-			s.event("exited")
 			if !s.restartOnExit || s.quitting {
+				s.event("exited")
 				return s.lastStatus
 			}
 			restart = s.clock.NewTimer(restartDelay)
+			s.event("exited")
 		case <-timerC(restart):
 			restart = nil
 			if code, ok := s.start(s.currentKeys()); !ok {
