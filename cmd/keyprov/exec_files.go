@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -101,7 +102,7 @@ func (w *maskWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
-	if i := strings.LastIndexByte(string(w.buf), '\n'); i >= 0 {
+	if i := bytes.LastIndexByte(w.buf, '\n'); i >= 0 {
 		_, _ = io.WriteString(w.dst, w.r.Replace(string(w.buf[:i+1])))
 		w.buf = append(w.buf[:0], w.buf[i+1:]...)
 	}

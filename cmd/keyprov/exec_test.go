@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/rotate/rotatetest"
 )
 
@@ -407,4 +409,38 @@ func TestExecScrubAndOnly(t *testing.T) {
 		"--only", "TESSERA_API_KEY", "--scrub", "--", "sh", "-c", script)
 	assert.Equal(t, 0, r.wait())
 	assert.Equal(t, "start "+strconv.Itoa(r.pids()[0])+" "+tesseraKey+" file://"+keyPath+" none eu-west-1", r.lines(1)[0])
+}
+
+func TestExecMask(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "tessera")
+	writeKey(t, keyPath, tesseraKey)
+	script := `echo "out $TESSERA_API_KEY"; echo "err $TESSERA_API_KEY" >&2; printf 'last %s' "$TESSERA_API_KEY"`
+	r := startExec(t, map[string]string{"TESSERA_API_KEY": "file://" + keyPath}, "--mask", "--", "sh", "-c", script)
+	assert.Equal(t, 0, r.wait())
+	fp := fp(tesseraKey)
+	out := r.out.String()
+	for _, want := range []string{"out " + fp + "\n", "err " + fp + "\n", "last " + fp} {
+		assert.Contains(t, out, want)
+	}
+	assertNoKey(t, out)
+}
+
+func TestMaskWriterKeepsAKeySplitAcrossWrites(t *testing.T) {
+	var dst bytes.Buffer
+	m := newMasker([]keyprovider.Key{keyprovider.NewKey(tesseraKey, "")}, &dst, &dst)
+	long := strings.Repeat("x", maskFlushAt-10)
+	for _, chunk := range []string{long, tesseraKey[:20], tesseraKey[20:], " tail\nnext"} {
+		_, _ = m.stdout.Write([]byte(chunk))
+	}
+	m.close()
+	assert.Equal(t, long+fp(tesseraKey)+" tail\nnext", dst.String())
+}
+
+func BenchmarkMaskWriter(b *testing.B) {
+	m := newMasker([]keyprovider.Key{keyprovider.NewKey(tesseraKey, ""), keyprovider.NewKey(tesseralKey, "")}, io.Discard, io.Discard)
+	line := []byte(strings.Repeat("a log line of a typical length, ", 3) + "\n")
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		_, _ = m.stdout.Write(line)
+	}
 }
