@@ -18,7 +18,7 @@ import (
 // where the key starts as tesseraKey; put stores a key in the backend. A
 // new key restarts the child once, with it; storing the same value again
 // (a new version) restarts nothing.
-func assertOneRestartPerChange(t *testing.T, vars map[string]string, put func(key string)) {
+func assertOneRestartPerChange(t *testing.T, vars map[string]string, put func(key string)) *execRun {
 	t.Helper()
 	r := startExec(t, vars, "--refresh-interval", "1m", "--debounce", "2s", "--", "python3", childScript(t))
 	r.waitEvent("started")
@@ -45,6 +45,7 @@ func assertOneRestartPerChange(t *testing.T, vars map[string]string, put func(ke
 
 	r.sigs <- syscall.SIGTERM
 	assert.Equal(t, 0, r.wait())
+	return r
 }
 
 func TestExecFollowsTheAWSEmulator(t *testing.T) {
@@ -62,12 +63,13 @@ func TestExecFollowsTheAWSEmulator(t *testing.T) {
 		"AWS_SECRET_ACCESS_KEY":            awssmtest.DefaultSecretAccessKey,
 		"AWS_EC2_METADATA_DISABLED":        "true",
 	}
-	assertOneRestartPerChange(t, vars, func(key string) {
+	r := assertOneRestartPerChange(t, vars, func(key string) {
 		_, err := srv.Client().PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 			SecretId: aws.String("staging/tessera"), SecretString: aws.String(`{"api_key":"` + key + `"}`),
 		})
 		require.NoError(t, err)
 	})
+	assert.NotContains(t, r.out.String(), awssmtest.DefaultSecretAccessKey, "the AWS secret key is never printed")
 }
 
 func TestExecFollowsVault(t *testing.T) {
@@ -78,7 +80,8 @@ func TestExecFollowsVault(t *testing.T) {
 		"VAULT_ADDR":      addr,
 		"VAULT_TOKEN":     token,
 	}
-	assertOneRestartPerChange(t, vars, func(key string) {
+	r := assertOneRestartPerChange(t, vars, func(key string) {
 		vaultPut(t, addr, token, "keyprov-exec/tessera", map[string]string{"api_key": key})
 	})
+	assert.NotContains(t, r.out.String(), token, "the Vault token is never printed")
 }

@@ -28,6 +28,16 @@ func (s *supervisor) writeKeyFiles(keys map[string]keyprovider.Key) error {
 	return nil
 }
 
+// removeKeyFiles removes the key files once keyprov exec ends: the
+// program they were for is gone, and a key at rest is one more to leak.
+func (s *supervisor) removeKeyFiles() {
+	for name, path := range s.keyFiles {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			s.log.Warn("keyprov exec: cannot remove a key file", "var", name, "file", path, "err", err)
+		}
+	}
+}
+
 // writeFileAtomic writes data to path with mode 0600: to a temporary file
 // in the same directory, synced, then renamed over path, so that a reader
 // sees the old key or the new one, never a part.

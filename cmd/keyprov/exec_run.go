@@ -107,6 +107,7 @@ func execute(ctx context.Context, cfg execConfig) int {
 			s.env.set(b.name+"_FILE", path)
 		}
 	}
+	defer s.removeKeyFiles()
 	if err := s.writeKeyFiles(keys); err != nil {
 		s.log.Error("keyprov exec: cannot write a key file; not starting the program", "err", err)
 		return exitExecFailed
@@ -213,10 +214,11 @@ func (s *supervisor) start(keys map[string]keyprovider.Key) (int, bool) {
 	return 0, true
 }
 
-// terminating reports whether sig asks the program to end.
+// terminating reports whether sig asks the program to end. SIGHUP is not
+// taken to: many programs reload on it.
 func terminating(sig os.Signal) bool {
 	switch sig {
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT:
 		return true
 	}
 	return false

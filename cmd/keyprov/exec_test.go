@@ -325,6 +325,7 @@ func TestExecSignalsAndRewritesTheKeyFile(t *testing.T) {
 	assert.Equal(t, "usr1 "+strconv.Itoa(pid), r.lines(3)[2], "SIGUSR1 forwarded")
 	r.sigs <- syscall.SIGTERM
 	assert.Equal(t, 0, r.wait())
+	assert.NoFileExists(t, kf, "the key file goes with the program")
 }
 
 func TestExecDebouncesKeysThatChangeTogether(t *testing.T) {
