@@ -100,6 +100,9 @@ func prepareExec(ctx context.Context, args, environ []string, processEnv bool, s
 		if b.drop != "" {
 			cfg.env.unset(b.drop)
 		}
+		if _, ok := cfg.env.lookup(b.name); !ok { // set by its _FILE twin alone
+			cfg.env.set(b.name, "")
+		}
 	}
 	if cfg.scrubEnv {
 		cfg.env.scrub()

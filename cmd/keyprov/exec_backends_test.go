@@ -22,7 +22,7 @@ func assertOneRestartPerChange(t *testing.T, vars map[string]string, put func(ke
 	t.Helper()
 	r := startExec(t, vars, "--refresh-interval", "1m", "--debounce", "2s", "--", "python3", childScript(t))
 	r.waitEvent("started")
-	assert.Contains(t, r.lines(1)[0], "key="+tesseraKey+" env="+tesseraKey)
+	assert.Contains(t, r.lines(1)[0], "key="+fp(tesseraKey)+" env="+fp(tesseraKey))
 
 	put(tesseraKey2)
 	r.refresh(1, time.Minute)
@@ -32,7 +32,7 @@ func assertOneRestartPerChange(t *testing.T, vars map[string]string, put func(ke
 	r.waitEvent("applied")
 	lines := r.lines(2)
 	require.Len(t, lines, 2, "exactly one restart")
-	assert.Contains(t, lines[1], "key="+tesseraKey2)
+	assert.Contains(t, lines[1], "key="+fp(tesseraKey2))
 	assertReaped(t, r.pids()[0])
 
 	put(tesseraKey2) // a new version, the same value

@@ -97,8 +97,8 @@ signal.pause()'`
 			line := waitLine(t, log)
 			f := strings.Fields(line)
 			require.Len(t, f, 4, "start PID KEY KEY: %q", line)
-			assert.Equal(t, tesseraKey, f[2], "the service's file:// reference is resolved")
-			assert.Equal(t, tesseraKey2, f[3], "a reference in any variable is resolved")
+			assert.Equal(t, fp(tesseraKey), f[2], "the service's file:// reference is resolved")
+			assert.Equal(t, fp(tesseraKey2), f[3], "a reference in any variable is resolved")
 			pid, err := strconv.Atoi(f[1])
 			require.NoError(t, err)
 			require.NoError(t, cmd.Signal(tc.sig))
@@ -126,7 +126,7 @@ func waitLine(t *testing.T, path string) string {
 	for {
 		data, _ := os.ReadFile(path)
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			return string(data[:i])
+			return fingerprinted(string(data[:i]))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the child logged nothing")
