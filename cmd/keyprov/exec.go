@@ -43,9 +43,9 @@ func runExec(ctx context.Context, args []string, env lookupFunc, stdout, stderr 
 	defer signal.Stop(sigs)
 	cfg.signals = sigs
 	cfg.stdin, cfg.stdout, cfg.stderr = os.Stdin, stdout, stderr
-	cfg.log = slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	// The Sources' own lines, but for failures, repeat exec's.
-	cfg.rotateLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.rotateLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
 	// main cancels ctx on SIGINT and SIGTERM: here those go to the child,
 	// and keyprov ends when it does.
 	return execute(context.WithoutCancel(ctx), cfg)
@@ -132,6 +132,7 @@ func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only 
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "how long resolving the keys may take before the program starts")
 	fs.BoolVar(&cfg.restartOnExit, "restart-on-exit", false, "start the program again when it exits on its own")
 	fs.BoolVar(&cfg.scrubEnv, "scrub", false, "remove the backends' settings and credentials (VAULT_*, OP_CONNECT_*, AWS keys...) from the program's environment")
+	logLevel := fs.String("log-level", "info", "what keyprov logs on stderr: debug, info, warn or error")
 	fs.BoolVar(&cfg.mask, "mask", false, "replace the keys in the program's stdout and stderr with their fingerprints (line-buffered)")
 	usageErr := func(format string, args ...any) (execFlags, []string, []string, int) {
 		fmt.Fprintf(stderr, "keyprov exec: "+format+"\n", args...)
@@ -150,6 +151,9 @@ func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only 
 	var err error
 	if cfg.onRotate, err = parseOnRotate(*onRotate); err != nil {
 		return usageErr("--on-rotate: %v", err)
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageErr("--log-level: want debug, info, warn or error")
 	}
 	if cfg.stopSignal, err = parseSignal(*stopSig); err != nil {
 		return usageErr("--stop-signal: %v", err)

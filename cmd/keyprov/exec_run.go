@@ -52,6 +52,7 @@ type execConfig struct {
 	timeout         time.Duration
 	restartOnExit   bool
 	mask            bool
+	logLevel        slog.Level
 
 	clock   rotate.Clock   // nil: the system clock
 	rand    func() float64 // the splay's draw; nil: math/rand/v2

@@ -472,3 +472,22 @@ func TestExecFileTwinAndEnvFiles(t *testing.T) {
 	assert.Equal(t, "start "+strconv.Itoa(r.pids()[0])+" "+fp(tesseraKey)+" unset "+fp(tesseralKey)+" literal second", r.lines(1)[0],
 		"the _FILE twin becomes the variable; env files add to the environment, later ones winning")
 }
+
+func TestExecOnRotateNoneOnlyLogs(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "tessera")
+	writeKey(t, keyPath, tesseraKey)
+	r := startExec(t, map[string]string{"TESSERA_API_KEY": "file://" + keyPath},
+		"--refresh-interval", "1m", "--debounce", "1s", "--on-rotate", "none", "--", "python3", childScript(t))
+	r.waitEvent("started")
+	writeKey(t, keyPath, tesseraKey2)
+	r.refresh(1, time.Minute)
+	r.waitEvent("debounce")
+	r.clock.Advance(time.Second)
+	r.waitEvent("applied")
+	r.quiet()
+	assert.Len(t, r.lines(1), 1, "neither restarted nor signalled")
+	assert.Contains(t, r.out.String(), "key rotated")
+	assert.Contains(t, r.out.String(), fp(tesseraKey2), "the log names the new key by its fingerprint")
+	r.sigs <- syscall.SIGINT
+	assert.Equal(t, 128+2, r.wait(), "SIGINT forwarded: Python dies of it")
+}
