@@ -119,6 +119,13 @@ type execFlags struct {
 // parseExecArgs reads keyprov exec's flags and the program after them.
 func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only []string, code int) {
 	fs := newFlagSet("exec", stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: keyprov exec [FLAGS] -- PROGRAM [ARGS...]\n\n"+
+			"Runs PROGRAM with the references in its environment resolved, and follows rotation.\n"+
+			"Exits with PROGRAM's status (128+N for signal N); 125 when keyprov could not run it\n"+
+			"(nothing was started), 126 when it cannot be executed, 127 when it is not found.\n\n")
+		fs.PrintDefaults()
+	}
 	var envFiles, onlyVars, keyFiles stringsFlag
 	fs.Var(&envFiles, "env-file", "an env file whose variables are added to the environment (repeatable; later files win)")
 	fs.Var(&onlyVars, "only", "resolve only this variable (repeatable); other references pass through")
