@@ -77,6 +77,8 @@ type supervisor struct {
 	// running are the keys the child was last given, by variable.
 	running map[string]keyprovider.Key
 	child   *supervise.Child
+	// masker is the child's --mask output, flushed once it has exited.
+	masker *masker
 	// lastStatus is the exit status of the last child that exited.
 	lastStatus int
 	// quitting is set once a terminating signal was forwarded: the child
@@ -114,10 +116,10 @@ func execute(ctx context.Context, cfg execConfig) int {
 		return exitExecFailed
 	}
 	for i, src := range s.sources {
-		name := s.bindings[i].name
+		name, first := s.bindings[i].name, keys[s.bindings[i].name]
 		src.OnRotate(func(old, new keyprovider.Key) {
-			if old.IsZero() {
-				return // the key in force when we subscribed
+			if old.IsZero() && new.Equal(first) {
+				return // the key in force when we subscribed: the child's
 			}
 			s.log.Info("keyprov exec: key rotated", "var", name, "old", old, "new", new)
 			select {
@@ -207,12 +209,21 @@ func (s *supervisor) start(keys map[string]keyprovider.Key) (int, bool) {
 		return supervise.StartStatus(err), false
 	}
 	s.child, s.running = c, keys
-	if m != nil {
-		go func() { <-c.Done(); m.close() }()
-	}
+	s.masker = m
 	s.log.Info("keyprov exec: started", "program", s.argv[0], "pid", c.Pid())
 	s.event("started")
 	return 0, true
+}
+
+// reaped forgets the child, which has exited and been reaped, and writes
+// out what is left of its --mask output: [supervise.Child.Done] is closed
+// only once all of its output has been copied.
+func (s *supervisor) reaped() {
+	s.child = nil
+	if s.masker != nil {
+		s.masker.close()
+		s.masker = nil
+	}
 }
 
 // terminating reports whether sig asks the program to end. SIGHUP is not
@@ -256,7 +267,7 @@ func (s *supervisor) loop(ctx context.Context) int {
 			}
 		case <-childDone:
 			s.lastStatus = s.child.ExitCode()
-			s.child = nil
+			s.reaped()
 			s.log.Info("keyprov exec: program exited", "status", s.lastStatus)
 			if !s.restartOnExit || s.quitting {
 				s.event("exited")
@@ -288,6 +299,7 @@ func (s *supervisor) loop(ctx context.Context) int {
 				return s.lastStatus
 			}
 			status, _ := s.child.Stop(s.stopSignal, s.stopTimeout, s.clock, nil, nil)
+			s.reaped()
 			return status
 		}
 	}
@@ -358,7 +370,8 @@ func (s *supervisor) apply() (code int, done bool) {
 	default:
 		s.log.Info("keyprov exec: new keys; restarting the program", "signal", s.stopSignal.String(), "timeout", s.stopTimeout)
 		status, killed := s.child.Stop(s.stopSignal, s.stopTimeout, s.clock, s.signals, s.noteSignal)
-		s.lastStatus, s.child = status, nil
+		s.lastStatus = status
+		s.reaped()
 		s.log.Info("keyprov exec: program stopped", "status", status, "killed", killed)
 		if s.quitting {
 			return status, true

@@ -132,7 +132,9 @@ func StartStatus(err error) int {
 // Pid is the child's process id.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
-// Done is closed once the child has exited and been reaped.
+// Done is closed once the child has exited and been reaped, and all of
+// its output to a Stdout or Stderr that is not an [*os.File] has been
+// copied.
 func (c *Child) Done() <-chan struct{} { return c.done }
 
 // ExitCode is the child's exit status once Done is closed: its exit code,
