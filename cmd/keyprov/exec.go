@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/internal/envread"
+	"github.com/keyprovider/keyprovider/internal/supervise"
 )
 
 // forwardedSignals are the signals keyprov exec passes on to the child.
@@ -37,6 +38,11 @@ func runExec(ctx context.Context, args []string, env lookupFunc, stdout, stderr 
 	cfg, code := prepareExec(ctx, args, environ, env == nil, stderr)
 	if code >= 0 {
 		return code
+	}
+	if os.Getpid() == 1 {
+		// A container's init: the orphans of the program's processes become
+		// keyprov's, and would stay zombies.
+		defer supervise.ReapOrphans()()
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)

@@ -76,13 +76,20 @@ func Start(s Spec) (*Child, error) {
 		cmd.Env = []string{}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.Stdin, s.Stdout, s.Stderr
-	if err := cmd.Start(); err != nil {
+	children.mu.Lock() // the orphan reaper must not take it before it is tracked
+	err = cmd.Start()
+	if err == nil {
+		track(cmd.Process.Pid)
+	}
+	children.mu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	c := &Child{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		c.waitErr = cmd.Wait()
 		c.state = cmd.ProcessState
+		untrack(cmd.Process.Pid)
 		close(c.done)
 	}()
 	return c, nil
