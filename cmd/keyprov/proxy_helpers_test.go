@@ -19,7 +19,8 @@ import (
 	"github.com/keyprovider/keyprovider/keyprovidertest/standin"
 )
 
-// syncBuffer is a bytes.Buffer safe for the proxy's goroutines to log to.
+// syncBuffer is a bytes.Buffer safe for concurrent use (the proxy's and
+// keyprov exec's goroutines log to one).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

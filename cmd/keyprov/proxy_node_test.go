@@ -135,7 +135,7 @@ func TestProxyOpenAINodeSDKRotation(t *testing.T) {
 			b := backends[name](t, key)
 			b.env["TESSERA_BASE_URL"] = up.BaseURL()
 			p := startProxy(t, b.env, "--service", "tessera")
-			res := rotationRun(t, node, p, 200, func() {
+			res := nodeRotationRun(t, node, p, 200, func() {
 				b.rotate(next)
 				up.Rotate(next, 0) // the old key is refused from the next request on
 			})
@@ -150,9 +150,9 @@ func TestProxyOpenAINodeSDKRotation(t *testing.T) {
 	}
 }
 
-// rotationRun runs n embeddings calls through p with the Node SDK and
+// nodeRotationRun runs n embeddings calls through p with the Node SDK and
 // calls rotate once half of them are done, while the others are in flight.
-func rotationRun(t *testing.T, node string, p *testProxy, n int, rotate func()) map[string]any {
+func nodeRotationRun(t *testing.T, node string, p *testProxy, n int, rotate func()) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
