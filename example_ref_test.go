@@ -85,7 +85,6 @@ func ExampleResolver() {
 			}), nil
 		},
 	})
-	fmt.Println(r.Schemes())
 
 	p, err := r.Open(context.Background(), "kms://keys/tessera#api_key?version=1", keyprovider.Tessera)
 	if err != nil {
@@ -95,7 +94,6 @@ func ExampleResolver() {
 	k, err := p.Fetch(context.Background())
 	fmt.Println(k.Version(), err)
 	// Output:
-	// [env file kms]
 	// open path=keys/tessera field=api_key for tessera
 	// 1 <nil>
 }

@@ -172,8 +172,8 @@ func (r *Resolver) Register(s Scheme) {
 	r.schemes[s.Name] = &s
 }
 
-// Schemes returns the names of the schemes r knows, sorted.
-func (r *Resolver) Schemes() []string {
+// schemeNames returns the names of the schemes r knows, sorted.
+func (r *Resolver) schemeNames() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return slices.Sorted(maps.Keys(r.schemes))
@@ -234,7 +234,7 @@ func (r *Resolver) Parse(s string) (Ref, error) {
 // knownNames lists the schemes r knows and those of the backend packages,
 // for an error.
 func (r *Resolver) knownNames() []string {
-	names := r.Schemes()
+	names := r.schemeNames()
 	for name := range backendPackages {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
@@ -288,6 +288,11 @@ func (r *Resolver) open(ctx context.Context, ref Ref, svc Service, o EnvOptions)
 	}
 	return sch.Open(ctx, OpenRequest{Ref: ref, Service: svc, LookupEnv: o.LookupEnv})
 }
+
+// Schemes returns the schemes the default [Resolver] knows, sorted: env and
+// file, and those of the backend packages linked in (keyprov exec resolves
+// only values of these schemes and passes any other scheme:// through).
+func Schemes() []string { return defaultResolver.schemeNames() }
 
 // RegisterScheme registers s on the default [Resolver], the one [ParseRef],
 // [Open] and [FromEnv] use. Backend packages call it from init, so that a

@@ -10,6 +10,8 @@
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
 //	keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--yes] [--write-file] [--wait D] [--json] < new-key
+//	keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
+//	keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [--key-file VAR=PATH]... [FLAGS] -- PROGRAM [ARGS...]
 //
 // # check
 //
@@ -68,10 +70,37 @@
 // polls until the store serves the new key, then says how to revoke the
 // old one.
 //
+// # proxy
+//
+// proxy is a local credential-injecting proxy: an application points its
+// OpenAI SDK (or any HTTP client) at http://127.0.0.1:8787/v1 with the local
+// token of --token-file as its API key, and the proxy forwards each request
+// to the upstream (--upstream, else TESSERA_BASE_URL / TESSERAL_BASE_URL,
+// else the service's base URL) with the real key, kept fresh by package
+// rotate; a 401 is replayed once with a refetched key. /healthz and /readyz
+// answer without the token. It stops gracefully on SIGTERM. See README.md.
+//
+// # exec
+//
+// exec runs PROGRAM with the references of its environment resolved (every
+// variable holding a vault://, awssm://, op://, env:// or file://
+// reference, and TESSERA_API_KEY_FILE and the like), as FromEnv resolves
+// them, and keeps it supplied with fresh keys: on a real change of a key it
+// restarts the program (or signals it, or only logs). If a reference does
+// not resolve, the program is not started. keyprov stays the parent,
+// forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2, and exits
+// with the program's status (128+N for a program killed by signal N).
+// "keyprov exec -h" lists its flags.
+//
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
-// could not start, 2 on a usage error.
+// or the proxy could not start (or stopped serving), 2 on a usage error.
+// exec exits with the program's
+// status, or 125 when keyprov could not run it (a usage error, a reference
+// that did not resolve, a key file it could not write: the program was not
+// started), 126 when the program cannot be executed and 127 when it is not
+// found.
 package main
 
 import (
@@ -116,6 +145,8 @@ const usage = `usage:
   keyprov watch --service NAME [--env-file FILE] [--duration D]
   keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--verify-url URL]
                  [--yes] [--write-file] [--wait D] [--json] < new-key
+  keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
+  keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [FLAGS] -- PROGRAM [ARGS...]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -137,6 +168,10 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runWatch
 	case "rotate":
 		return runRotate(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	case "proxy":
+		cmd = runProxy
+	case "exec":
+		cmd = runExec
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
