@@ -9,6 +9,7 @@
 //	keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
 //	keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
 //	keyprov watch --service NAME [--env-file FILE] [--duration D]
+//	keyprov emulate [--awssm ADDR] [--connect ADDR] [--seed FILE] [--allow-non-loopback] [--json]
 //
 // # check
 //
@@ -53,6 +54,24 @@
 // rotate) and prints a line on every rotation and every failed refresh, until
 // interrupted (SIGINT, SIGTERM) or --duration has passed. Use it while
 // running a rotation runbook.
+//
+// # emulate
+//
+// emulate runs the AWS Secrets Manager emulator (package awssmtest) and the
+// 1Password Connect emulator (package onepasswordtest) on chosen addresses
+// (--awssm 127.0.0.1:4566, --connect 127.0.0.1:8080; both when neither is
+// given), seeded from a JSON or YAML file, for test suites in any language,
+// as moto's server or LocalStack are run. It prints the environment a client
+// needs (AWS_ENDPOINT_URL_SECRETS_MANAGER, the emulator's credentials,
+// OP_CONNECT_HOST, OP_CONNECT_TOKEN) as export lines, or one JSON object
+// with --json, and serves until interrupted:
+//
+//	eval "$(keyprov emulate --seed seed.yaml)" &   # or read the JSON
+//
+// Faults and rotation are reached over HTTP under /_emulator/ on each
+// emulator. Addresses other than loopback need --allow-non-loopback. A
+// malformed seed, a refused address or a port in use end it with an error
+// before anything is served.
 //
 // # Exit status
 //
@@ -100,6 +119,7 @@ const usage = `usage:
   keyprov check [--service tessera|tesseral|all] [--env-file FILE]... [--inherit-env] [--json] [--timeout D]
   keyprov get   --service NAME [--env-file FILE] [--inherit-env] [--reveal] [--timeout D]
   keyprov watch --service NAME [--env-file FILE] [--duration D]
+  keyprov emulate [--awssm ADDR] [--connect ADDR] [--seed FILE(.json|.yaml)] [--allow-non-loopback] [--json]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -119,6 +139,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runGet
 	case "watch":
 		cmd = runWatch
+	case "emulate":
+		cmd = runEmulate
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -9,13 +9,46 @@ import (
 // AddVault creates a vault named name and returns its ID. Names need not be
 // unique.
 func (s *Server) AddVault(name string) string {
+	id := NewID()
+	_ = s.AddVaultWithID(id, name) // a new random ID is free
+	return id
+}
+
+// AddVaultWithID creates a vault with a chosen ID (26 lower-case letters and
+// digits, not taken), for seeds that fix their IDs.
+func (s *Server) AddVaultWithID(id, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !validID(id) || s.vault(id) != nil {
+		return fmt.Errorf("onepasswordtest: vault ID %q is malformed or taken", id)
+	}
 	now := s.clock().UTC()
-	v := &vault{v: op.Vault{ID: NewID(), Name: name, Type: op.UserCreatedVault,
-		AttrVersion: 1, ContentVersion: 1, CreatedAt: now, UpdatedAt: now}}
-	s.vaults = append(s.vaults, v)
-	return v.v.ID
+	s.vaults = append(s.vaults, &vault{v: op.Vault{ID: id, Name: name, Type: op.UserCreatedVault,
+		AttrVersion: 1, ContentVersion: 1, CreatedAt: now, UpdatedAt: now}})
+	return nil
+}
+
+// CreateItem creates item in the vault, at version 1, with its ID when it
+// has one (which must be well formed and not taken in the vault), a new one
+// otherwise; it returns what was stored.
+func (s *Server) CreateItem(vaultID string, item op.Item) (op.Item, error) {
+	if item.ID == "" {
+		return s.PutItem(vaultID, item)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.vault(vaultID)
+	if v == nil {
+		return op.Item{}, fmt.Errorf("onepasswordtest: no vault %s", vaultID)
+	}
+	if !validID(item.ID) || s.item(vaultID, item.ID) != nil {
+		return op.Item{}, fmt.Errorf("onepasswordtest: item ID %q is malformed or taken", item.ID)
+	}
+	now := s.clock().UTC()
+	item.Vault, item.Version, item.CreatedAt, item.UpdatedAt = op.ItemVault{ID: vaultID}, 1, now, now
+	v.items = append(v.items, copyItem(&item))
+	s.changed(v)
+	return *copyItem(&item), nil
 }
 
 // changed records a change of v's content: its content version goes up and
