@@ -64,9 +64,11 @@
 // as moto's server or LocalStack are run. It prints the environment a client
 // needs (AWS_ENDPOINT_URL_SECRETS_MANAGER, the emulator's credentials,
 // OP_CONNECT_HOST, OP_CONNECT_TOKEN) as export lines, or one JSON object
-// with --json, and serves until interrupted:
+// with --json, once both emulators listen, and serves until interrupted:
 //
-//	eval "$(keyprov emulate --seed seed.yaml)" &   # or read the JSON
+//	keyprov emulate --seed seed.yaml > emulator.env &
+//	until grep -q '^# serving' emulator.env 2>/dev/null; do sleep 0.1; done
+//	. ./emulator.env   # then run the Python or Node suite
 //
 // Faults and rotation are reached over HTTP under /_emulator/ on each
 // emulator. Addresses other than loopback need --allow-non-loopback. A
