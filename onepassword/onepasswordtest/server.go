@@ -279,6 +279,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Invalid request path")
 	case rt == nil:
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+	// A malformed ID is 400, not 404: what real Connect servers answer
+	// ({"status":400,"message":"Invalid Vault UUID"} in
+	// 1Password/connect-sdk-js#29 and external-secrets#1202, "Invalid Item
+	// UUID" in 1Password/connect#45); the API reference lists only 404.
 	case len(ids) > 0 && !validID(ids[0]):
 		writeError(w, http.StatusBadRequest, "Invalid Vault UUID")
 	case len(ids) > 1 && !validID(ids[1]):
