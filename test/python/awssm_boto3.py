@@ -131,6 +131,10 @@ def main():
     f = c.list_secrets(Filters=[{"Key": "name", "Values": ["svc/"]}, {"Key": "tag-value", "Values": ["pay"]}])
     assert [s["Name"] for s in f["SecretList"]] == ["svc/one"], f
     assert [s["Name"] for s in c.list_secrets(SortBy="name", SortOrder="asc")["SecretList"]] == ["other", "svc/one", "svc/two"]
+    assert [s["Name"] for s in c.list_secrets(Filters=[{"Key": "name", "Values": ["!svc"]}])["SecretList"]] == ["other"]
+    assert [s["Name"] for s in c.list_secrets(Filters=[{"Key": "all", "Values": ["SEARCH"]}])["SecretList"]] == ["svc/two"]
+    assert [s["Name"] for s in c.list_secrets(Filters=[{"Key": "description", "Values": ["AGAIN"]}])["SecretList"]] == ["svc/one"]
+    expect_error("InvalidParameterException", c.list_secrets, Filters=[{"Key": "nope", "Values": ["x"]}])
     # BatchGetSecretValue by IDs (a missing one is an entry of Errors) and by filter.
     b = c.batch_get_secret_value(SecretIdList=["svc/one", "svc/two", "missing"])
     assert {v["Name"]: v.get("SecretString", v.get("SecretBinary")) for v in b["SecretValues"]} == {"svc/one": "v3", "svc/two": b"\x00\x01bin"}
