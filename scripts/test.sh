@@ -41,6 +41,12 @@ done
 curl -fsS "$VAULT_ADDR/v1/sys/health" >/dev/null || { cat "$workdir/vault.log" >&2; echo "vault dev server did not come up" >&2; exit 1; }
 echo "vault dev server at $VAULT_ADDR (pid $vault_pid)"
 
+# The real non-Go clients the emulators are proved against (the AWS CLI,
+# boto3, the JS Connect SDK from its lockfile): their tests fail instead of
+# skipping when run from here.
+npm ci --prefix test/node-connect --no-audit --no-fund
+export KEYPROVIDER_REQUIRE_CLIENTS=1
+
 status=0
 go test -race -count=1 ./... || status=$?
 for mod in bench examples/tessera-openai internal/metrics/sdktest; do

@@ -5,9 +5,12 @@
 //
 // # What it emulates
 //
-// The operations CreateSecret, GetSecretValue, PutSecretValue,
-// UpdateSecretVersionStage, DescribeSecret, ListSecretVersionIds,
-// DeleteSecret and RestoreSecret, with the semantics AWS documents:
+// The operations CreateSecret, GetSecretValue, BatchGetSecretValue,
+// PutSecretValue, UpdateSecret, UpdateSecretVersionStage, DescribeSecret,
+// ListSecrets, ListSecretVersionIds, DeleteSecret and RestoreSecret, with the
+// semantics AWS documents, as the AWS CLI and boto3 see them (the tests drive
+// every operation through both and check each answer against botocore's
+// service model):
 //
 //   - Requests are POST / with "X-Amz-Target: secretsmanager.<Op>" and
 //     "Content-Type: application/x-amz-json-1.1"; errors are AWS-shaped
@@ -18,15 +21,25 @@
 //     server's credential; the server recomputes the signature.
 //   - Secrets are found by name, full ARN or partial ARN; ARNs end in six
 //     random characters, as AWS's do.
-//   - Staging labels: a new version from CreateSecret or from PutSecretValue
-//     without VersionStages becomes AWSCURRENT; PutSecretValue with
-//     VersionStages [AWSPENDING] leaves AWSCURRENT where it is. Moving
+//   - Staging labels: a new version from CreateSecret, UpdateSecret or
+//     PutSecretValue without VersionStages becomes AWSCURRENT;
+//     PutSecretValue with VersionStages [AWSPENDING] leaves AWSCURRENT where
+//     it is, except on a secret's first version, which always gets
+//     AWSCURRENT. Moving
 //     AWSCURRENT (PutSecretValue or UpdateSecretVersionStage) moves
 //     AWSPREVIOUS onto the version that held it. UpdateSecretVersionStage
 //     requires RemoveFromVersionId when the label is attached elsewhere and
 //     refuses to remove AWSCURRENT outright. Versions left without labels
 //     are deprecated: listed only with IncludeDeprecated, still readable
-//     by VersionId, and the oldest are removed past 100 versions.
+//     by VersionId, and the oldest are removed past 100 versions, but never
+//     one younger than 24 hours: a new version that would need that is
+//     refused with LimitExceededException.
+//   - With [Options.SessionToken] set, a request carrying another session
+//     token, or none, is UnrecognizedClientException.
+//   - CreateSecret keeps its Tags (DescribeSecret and ListSecrets return
+//     them, ListSecrets filters on them) or refuses them as AWS does.
+//   - ListSecrets and BatchGetSecretValue filter (name, description,
+//     tag-key, tag-value, all; "!" negates), sort and paginate.
 //   - ClientRequestToken is the VersionId and makes CreateSecret and
 //     PutSecretValue idempotent; reusing it with another value fails with
 //     ResourceExistsException.
@@ -37,7 +50,8 @@
 //     server's clock ([Options.Clock]); RestoreSecret cancels it.
 //
 // It does not emulate rotation Lambdas, replication, resource policies, KMS,
-// tags or pagination tokens beyond ListSecretVersionIds.
+// or the tagging operations (TagResource, UntagResource); an operation it
+// does not serve is UnknownOperationException.
 //
 // # Faults and observations
 //
@@ -46,7 +60,14 @@
 // [AccessDenied], [DecryptionFailure], [DropConnection] or any [Fault].
 // [Options.Delay] (or [Server.SetDelay]) holds requests to simulate latency;
 // it can block on a channel, so tests need not sleep. [Server.Count] tells how
-// many requests of each operation arrived.
+// many requests of each operation arrived. The same is reachable over HTTP,
+// for clients not written in Go, under [ControlPath].
+//
+// # Address
+//
+// [NewServer] listens on a free loopback port, or on [Options.Addr];
+// [New] returns the listener's error (an address in use) instead of
+// failing.
 //
 // # Clients
 //

@@ -80,6 +80,9 @@ type Fault struct {
 	// Drop, if true, closes the connection without any answer, which the
 	// client sees as a connection error; the other fields are then ignored.
 	Drop bool
+	// Hang, if true, holds the request unanswered until the client gives
+	// up or the server is closed; the other fields are then ignored.
+	Hang bool
 }
 
 // The faults tests need most, with the codes and messages AWS sends.
@@ -98,6 +101,8 @@ var (
 	DecryptionFailure = Fault{Code: codeDecryptionFailure, Message: "Secrets Manager can't decrypt the protected secret text using the provided KMS key."}
 	// DropConnection closes the connection without answering.
 	DropConnection = Fault{Drop: true}
+	// Hang holds the request until the client gives up.
+	Hang = Fault{Hang: true}
 )
 
 func (f Fault) apiError() *apiError {

@@ -42,6 +42,9 @@ var operations = map[string]handler{
 	"ListSecretVersionIds":     (*Server).listSecretVersionIds,
 	"DeleteSecret":             (*Server).deleteSecret,
 	"RestoreSecret":            (*Server).restoreSecret,
+	"ListSecrets":              (*Server).listSecrets,
+	"BatchGetSecretValue":      (*Server).batchGetSecretValue,
+	"UpdateSecret":             (*Server).updateSecret,
 }
 
 func decode(body []byte, v any) *apiError {
@@ -113,6 +116,16 @@ func (s *Server) newVersion(sec *secret, token string, str *string, bin []byte, 
 	if slices.Contains(stages, "") {
 		return nil, errParam("A staging label can't be empty.")
 	}
+	// "If this operation creates the first version for the secret, then
+	// Secrets Manager automatically attaches the staging label AWSCURRENT
+	// to the new version" (PutSecretValue API reference), whatever
+	// VersionStages says.
+	if sec.holder(StageCurrent) == nil && !slices.Contains(stages, StageCurrent) {
+		stages = append(slices.Clone(stages), StageCurrent)
+	}
+	if !sec.prune(maxVersions-1, now) {
+		return nil, errVersionQuota()
+	}
 	v := &version{id: token, str: str, bin: slices.Clone(bin), created: now}
 	sec.versions = append(sec.versions, v)
 	for _, label := range slices.Compact(slices.Sorted(slices.Values(stages))) {
@@ -121,7 +134,6 @@ func (s *Server) newVersion(sec *secret, token string, str *string, bin []byte, 
 		}
 	}
 	sec.lastChanged = now
-	sec.prune()
 	return v, nil
 }
 
@@ -132,6 +144,7 @@ type createSecretInput struct {
 	KmsKeyId           string
 	SecretString       *string
 	SecretBinary       []byte
+	Tags               []Tag
 }
 
 type createSecretOutput struct {
@@ -154,6 +167,9 @@ func (s *Server) createSecret(body []byte, now time.Time) (any, *apiError) {
 	if err := checkValue(in.SecretString, in.SecretBinary); err != nil {
 		return nil, err
 	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
 	if existing := s.store.lookup(in.Name, now); existing != nil {
 		if existing.scheduledForDeletion() {
 			return nil, newError(codeInvalidRequest, "You can't create this secret because a secret with this name is already scheduled for deletion.")
@@ -171,6 +187,7 @@ func (s *Server) createSecret(body []byte, now time.Time) (any, *apiError) {
 		kmsKeyID:    in.KmsKeyId,
 		created:     now,
 		lastChanged: now,
+		tags:        slices.Clone(in.Tags),
 	}
 	out := createSecretOutput{ARN: sec.arn, Name: sec.name}
 	if in.SecretString != nil || in.SecretBinary != nil {
@@ -349,6 +366,6 @@ func (s *Server) updateSecretVersionStage(body []byte, now time.Time) (any, *api
 		}
 	}
 	sec.lastChanged = now
-	sec.prune()
+	sec.prune(maxVersions, now)
 	return arnName{ARN: sec.arn, Name: sec.name}, nil
 }

@@ -19,6 +19,7 @@ type describeSecretOutput struct {
 	LastAccessedDate   *epoch              `json:",omitempty"`
 	DeletedDate        *epoch              `json:",omitempty"`
 	VersionIdsToStages map[string][]string `json:",omitempty"`
+	Tags               []Tag               `json:",omitempty"`
 }
 
 func (s *Server) describeSecret(body []byte, now time.Time) (any, *apiError) {
@@ -42,16 +43,9 @@ func (s *Server) describeSecret(body []byte, now time.Time) (any, *apiError) {
 		LastChangedDate:  optTime(sec.lastChanged),
 		LastAccessedDate: optTime(sec.lastAccessed),
 		DeletedDate:      optTime(sec.deletion),
+		Tags:             slices.Clone(sec.tags),
 	}
-	for _, v := range sec.versions {
-		if len(v.stages) == 0 {
-			continue // deprecated versions are not listed
-		}
-		if out.VersionIdsToStages == nil {
-			out.VersionIdsToStages = map[string][]string{}
-		}
-		out.VersionIdsToStages[v.id] = slices.Clone(v.stages)
-	}
+	out.VersionIdsToStages = sec.stageMap()
 	return out, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -21,72 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
-
-// Defaults of [Options].
-const (
-	DefaultRegion          = "us-east-1"
-	DefaultAccountID       = "123456789012"
-	DefaultAccessKeyID     = "AKIAAWSSMTESTEXAMPLE"
-	DefaultSecretAccessKey = "awssmtest/secret/access/key/EXAMPLEKEY"
-)
-
-// Options configure a [Server]. The zero value is ready to use.
-type Options struct {
-	// Region is the only region the server accepts in a request's SigV4
-	// credential scope, and the region of the ARNs it makes. Zero means
-	// [DefaultRegion].
-	Region string
-	// AccountID goes in the ARNs. Zero means [DefaultAccountID].
-	AccountID string
-	// AccessKeyID is the access key ID of the one credential the server
-	// accepts (it verifies each request's signature with it and
-	// SecretAccessKey) and the one its clients sign with; a request signed
-	// with another is UnrecognizedClientException. Zero means
-	// [DefaultAccessKeyID].
-	AccessKeyID string
-	// SecretAccessKey is the secret of that credential. Zero means
-	// [DefaultSecretAccessKey].
-	SecretAccessKey string
-	// Clock is the server's clock, for the dates it reports and for the end
-	// of a secret's recovery window after DeleteSecret. Nil means
-	// [time.Now]. Signatures are not checked for clock skew.
-	Clock func() time.Time
-	// Delay, if not nil, is called for each authenticated request before it
-	// is handled, to simulate latency; see [DelayFunc]. It can be changed
-	// later with [Server.SetDelay].
-	Delay DelayFunc
-	// Retryer makes the retryer of the clients from [Server.Client] and
-	// [Server.NewClient]. Nil means [InstantRetryer](3): the SDK's standard
-	// retry policy with three attempts, without backoff delays or a retry
-	// quota, so that tests of retries never sleep.
-	Retryer func() aws.Retryer
-}
-
-// Option changes [Options].
-type Option func(*Options)
-
-// WithRegion sets [Options.Region].
-func WithRegion(region string) Option { return func(o *Options) { o.Region = region } }
-
-// WithAccountID sets [Options.AccountID].
-func WithAccountID(id string) Option { return func(o *Options) { o.AccountID = id } }
-
-// WithAccessKeyID sets [Options.AccessKeyID].
-func WithAccessKeyID(id string) Option { return func(o *Options) { o.AccessKeyID = id } }
-
-// WithSecretAccessKey sets [Options.SecretAccessKey].
-func WithSecretAccessKey(secret string) Option {
-	return func(o *Options) { o.SecretAccessKey = secret }
-}
-
-// WithClock sets [Options.Clock].
-func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
-
-// WithDelay sets [Options.Delay].
-func WithDelay(d DelayFunc) Option { return func(o *Options) { o.Delay = d } }
-
-// WithRetryer sets [Options.Retryer].
-func WithRetryer(r func() aws.Retryer) Option { return func(o *Options) { o.Retryer = r } }
 
 // RequestInfo describes a request the server received.
 type RequestInfo struct {
@@ -165,24 +100,40 @@ type Server struct {
 	cancel context.CancelFunc
 	client *secretsmanager.Client
 
-	mu     sync.Mutex
-	store  store
-	faults []*fault
-	counts map[string]int
-	delay  DelayFunc
+	mu      sync.Mutex
+	store   store
+	faults  []*fault
+	counts  map[string]int
+	delay   DelayFunc
+	revoked bool
 }
 
-// NewServer starts a server, which tb's cleanup closes. It is [Start] for
-// tests.
+// NewServer starts a server, which tb's cleanup closes. It is [New] for
+// tests: an address that cannot be listened on fails tb.
 func NewServer(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	s := Start(opts...)
+	s, err := New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(s.Close)
 	return s
 }
 
-// Start starts a server; the caller must [Server.Close] it.
+// Start starts a server; the caller must [Server.Close] it. It panics when
+// it cannot listen on [Options.Addr], as [httptest.NewServer] does; use
+// [New] to get the error.
 func Start(opts ...Option) *Server {
+	s, err := New(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// New starts a server on [Options.Addr]; the caller must [Server.Close] it.
+// The error is the listener's (an address in use, say).
+func New(opts ...Option) (*Server, error) {
 	var o Options
 	for _, fn := range opts {
 		fn(&o)
@@ -214,10 +165,20 @@ func Start(opts ...Option) *Server {
 	base, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.http = httptest.NewUnstartedServer(s)
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			cancel()
+			s.http.Close()
+			return nil, fmt.Errorf("awssmtest: listen on %s: %w", o.Addr, err)
+		}
+		_ = s.http.Listener.Close()
+		s.http.Listener = l
+	}
 	s.http.Config.BaseContext = func(net.Listener) context.Context { return base }
 	s.http.Start()
 	s.client = s.NewClient()
-	return s
+	return s, nil
 }
 
 // URL is the server's base URL, "http://127.0.0.1:port": the BaseEndpoint of
@@ -249,12 +210,12 @@ func (s *Server) NewClient(optFns ...func(*secretsmanager.Options)) *secretsmana
 // ClientOptions returns the options [Server.NewClient] starts from, for code
 // that builds its own client.
 func (s *Server) ClientOptions() secretsmanager.Options {
-	akid, secret := s.opts.AccessKeyID, s.opts.SecretAccessKey
+	akid, secret, session := s.opts.AccessKeyID, s.opts.SecretAccessKey, s.opts.SessionToken
 	return secretsmanager.Options{
 		Region:       s.opts.Region,
 		BaseEndpoint: aws.String(s.http.URL),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret, Source: "awssmtest"}, nil
+			return aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret, SessionToken: session, Source: "awssmtest"}, nil
 		}),
 		HTTPClient: s.http.Client(),
 		Retryer:    s.opts.Retryer(),
@@ -337,6 +298,10 @@ func (s *Server) takeFault(r RequestInfo, now time.Time) (Fault, bool) {
 
 // ServeHTTP implements [http.Handler]: one Secrets Manager request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, ControlPath) {
+		s.serveControl(w, r)
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeError(w, newError(codeSerialization, "The request body could not be read."))
@@ -359,7 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(codeSerialization, "Content-Type must be application/x-amz-json-1.1, not "+ct+"."))
 		return
 	}
-	if aerr := verifySigV4(r, body, s.opts.Region, s.secretFor); aerr != nil {
+	if aerr := s.authenticate(r, body); aerr != nil {
 		writeError(w, aerr)
 		return
 	}
@@ -382,6 +347,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case failed && f.Drop:
 		panic(http.ErrAbortHandler)
+	case failed && f.Hang:
+		<-r.Context().Done() // the client gave up, or Close cancelled it
+		panic(http.ErrAbortHandler)
 	case failed:
 		writeError(w, f.apiError())
 	case aerr != nil:
@@ -389,6 +357,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// authenticate checks the request's signature, its session token and
+// whether the credential was revoked.
+func (s *Server) authenticate(r *http.Request, body []byte) *apiError {
+	if aerr := verifySigV4(r, body, s.opts.Region, s.secretFor); aerr != nil {
+		return aerr
+	}
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
+	// AWS answers a session token that does not go with the access key
+	// (a missing one included) as it answers an unknown key.
+	tok := s.opts.SessionToken
+	if revoked || tok != "" && r.Header.Get("X-Amz-Security-Token") != tok {
+		return newError(codeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	return nil
+}
+
+// Revoke makes the server refuse its own credential (revoked true), as AWS
+// refuses a deleted access key or an expired session, or accept it again.
+func (s *Server) Revoke(revoked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked = revoked
 }
 
 func (s *Server) secretFor(akid string) (string, bool) {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // sigv4Algorithm is the only signing algorithm the emulator accepts.
@@ -112,15 +113,39 @@ func verifySigV4(r *http.Request, body []byte, region string, secretFor func(aki
 	crHash := sha256.Sum256([]byte(canonical))
 	stringToSign := sigv4Algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
 
-	key := hmacSHA256([]byte("AWS4"+secret), a.date)
-	key = hmacSHA256(key, a.region)
-	key = hmacSHA256(key, a.service)
-	key = hmacSHA256(key, a.terminator)
+	key := signingKey(secret, a.date, a.region, a.service)
 	want := hex.EncodeToString(hmacSHA256(key, stringToSign))
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return newError(codeInvalidSignature, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return nil
+}
+
+// signingKeys caches derived signing keys, which change once a day, as the
+// SDKs cache them: four HMACs a request fewer.
+var signingKeys struct {
+	sync.Mutex
+	m map[string][]byte
+}
+
+// signingKey derives the SigV4 signing key of secret for a day, region and
+// service.
+func signingKey(secret, date, region, service string) []byte {
+	id := secret + "\x00" + date + "\x00" + region + "\x00" + service
+	signingKeys.Lock()
+	defer signingKeys.Unlock()
+	if k, ok := signingKeys.m[id]; ok {
+		return k
+	}
+	if len(signingKeys.m) >= 64 || signingKeys.m == nil {
+		signingKeys.m = map[string][]byte{}
+	}
+	key := hmacSHA256([]byte("AWS4"+secret), date)
+	key = hmacSHA256(key, region)
+	key = hmacSHA256(key, service)
+	key = hmacSHA256(key, "aws4_request")
+	signingKeys.m[id] = key
+	return key
 }
 
 func hmacSHA256(key []byte, data string) []byte {

@@ -21,9 +21,16 @@ const (
 // Limits AWS documents, enforced by the emulator.
 const (
 	maxStagesPerVersion = 20
-	// maxVersions: past this many versions of a secret, Secrets Manager
-	// removes the oldest deprecated ones (versions without labels).
-	maxVersions = 100
+	// maxVersions is the quota of versions a secret keeps. Past it, Secrets
+	// Manager removes the oldest deprecated versions (those without labels)
+	// but never one created less than minVersionAge ago; when none can go,
+	// a new version is refused (PutSecretValue API reference: "Secrets
+	// Manager ... does not remove versions created less than 24 hours ago.
+	// If you call PutSecretValue more than once every 10 minutes, you
+	// create more versions than Secrets Manager removes, and you will
+	// reach the quota for secret versions.").
+	maxVersions   = 100
+	minVersionAge = 24 * time.Hour
 )
 
 type version struct {
@@ -54,6 +61,7 @@ type secret struct {
 	lastAccessed time.Time
 	deletion     time.Time // zero unless scheduled for deletion
 	versions     []*version
+	tags         []Tag
 }
 
 func (s *secret) scheduledForDeletion() bool { return !s.deletion.IsZero() }
@@ -106,16 +114,25 @@ func (s *secret) detach(label string, v *version) {
 	v.stages = slices.DeleteFunc(v.stages, func(l string) bool { return l == label })
 }
 
-// prune removes the oldest deprecated versions while there are more than
-// maxVersions.
-func (s *secret) prune() {
-	for len(s.versions) > maxVersions {
-		i := slices.IndexFunc(s.versions, func(v *version) bool { return len(v.stages) == 0 })
+// prune removes the oldest deprecated versions created at least
+// minVersionAge before now while the secret has more than limit versions.
+// It reports whether the secret is then within limit.
+func (s *secret) prune(limit int, now time.Time) bool {
+	for len(s.versions) > limit {
+		i := slices.IndexFunc(s.versions, func(v *version) bool {
+			return len(v.stages) == 0 && now.Sub(v.created) >= minVersionAge
+		})
 		if i < 0 {
-			return
+			return false
 		}
 		s.versions = slices.Delete(s.versions, i, i+1)
 	}
+	return true
+}
+
+// errVersionQuota is AWS's answer to a new version past the quota.
+func errVersionQuota() *apiError {
+	return newError(codeLimitExceeded, "You have exceeded the maximum number of versions (100) for this secret; versions created less than 24 hours ago are not removed.")
 }
 
 // store holds the secrets; the Server guards it with its mutex.

@@ -12,6 +12,7 @@
 //	keyprov rotate --service NAME [--env-file FILE] [--dry-run] [--no-verify] [--yes] [--write-file] [--wait D] [--json] < new-key
 //	keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
 //	keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [--key-file VAR=PATH]... [FLAGS] -- PROGRAM [ARGS...]
+//	keyprov emulate [--awssm ADDR] [--connect ADDR] [--seed FILE] [--allow-non-loopback] [--json]
 //
 // # check
 //
@@ -92,15 +93,34 @@
 // with the program's status (128+N for a program killed by signal N).
 // "keyprov exec -h" lists its flags.
 //
+// # emulate
+//
+// emulate runs the AWS Secrets Manager emulator (package awssmtest) and the
+// 1Password Connect emulator (package onepasswordtest) on chosen addresses
+// (--awssm 127.0.0.1:4566, --connect 127.0.0.1:8080; both when neither is
+// given), seeded from a JSON or YAML file, for test suites in any language,
+// as moto's server or LocalStack are run. It prints the environment a client
+// needs (AWS_ENDPOINT_URL_SECRETS_MANAGER, the emulator's credentials,
+// OP_CONNECT_HOST, OP_CONNECT_TOKEN) as export lines, or one JSON object
+// with --json, once both emulators listen, and serves until interrupted:
+//
+//	keyprov emulate --seed seed.yaml > emulator.env &
+//	until grep -q '^# serving' emulator.env 2>/dev/null; do sleep 0.1; done
+//	. ./emulator.env   # then run the Python or Node suite
+//
+// Faults and rotation are reached over HTTP under /_emulator/ on each
+// emulator. Addresses other than loopback need --allow-non-loopback. A
+// malformed seed, a refused address or a port in use end it with an error
+// before anything is served.
+//
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
 // or the proxy could not start (or stopped serving), 2 on a usage error.
-// exec exits with the program's
-// status, or 125 when keyprov could not run it (a usage error, a reference
-// that did not resolve, a key file it could not write: the program was not
-// started), 126 when the program cannot be executed and 127 when it is not
-// found.
+// exec exits with the program's status, or 125 when keyprov could not run
+// it (a usage error, a reference that did not resolve, a key file it could
+// not write: the program was not started), 126 when the program cannot be
+// executed and 127 when it is not found.
 package main
 
 import (
@@ -147,6 +167,7 @@ const usage = `usage:
                  [--yes] [--write-file] [--wait D] [--json] < new-key
   keyprov proxy --service NAME --token-file PATH [--env-file FILE]... [--listen 127.0.0.1:8787|unix:PATH] [--upstream URL] [--retry]
   keyprov exec  [--env-file FILE]... [--only VAR]... [--on-rotate restart|signal:NAME|none] [FLAGS] -- PROGRAM [ARGS...]
+  keyprov emulate [--awssm ADDR] [--connect ADDR] [--seed FILE(.json|.yaml)] [--allow-non-loopback] [--json]
 
 Run "keyprov COMMAND -h" for a command's flags.
 `
@@ -172,6 +193,8 @@ func run(ctx context.Context, args []string, env lookupFunc, stdout, stderr io.W
 		cmd = runProxy
 	case "exec":
 		cmd = runExec
+	case "emulate":
+		cmd = runEmulate
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

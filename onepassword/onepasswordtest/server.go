@@ -1,33 +1,46 @@
 // Package onepasswordtest helps test code that reads keys from 1Password: an
-// emulator of the 1Password Connect API that the real connect-sdk-go client
-// talks to over HTTP ([Server]), and a fake of the SDK's Secrets API
-// ([Secrets]).
+// emulator of the 1Password Connect API that real Connect clients (the Go
+// connect-sdk-go, the JavaScript @1password/connect) talk to over HTTP
+// ([Server]), and a fake of the SDK's Secrets API ([Secrets]).
 //
 // The emulator serves the endpoints a reader of secrets uses, as Connect
-// documents them:
+// serves them:
 //
-//	GET /v1/vaults[?filter=title eq "NAME"]
+//	GET /v1/vaults[?filter=name eq "NAME"]
 //	GET /v1/vaults/{vaultUUID}
-//	GET /v1/vaults/{vaultUUID}/items[?filter=title eq "TITLE"]
+//	GET /v1/vaults/{vaultUUID}/items[?filter=title eq "TITLE" | title co "PART"]
 //	GET /v1/vaults/{vaultUUID}/items/{itemUUID}
+//	GET /heartbeat, GET /health (no token needed)
 //
-// Every request must carry "Authorization: Bearer <token>" with the server's
-// token (401 otherwise). Errors are Connect's JSON {"status":N,"message":...}.
+// A trailing "/" is accepted ("/v1/vaults/", which the JavaScript SDK
+// sends). Every /v1 request must carry "Authorization: Bearer <token>" with
+// the server's token: 401 otherwise, whatever the path, as the token is
+// checked before routing. A vault or item ID that is not 26 lower-case
+// letters and digits is 400 ("Invalid Vault UUID"), an unknown one 404.
+// Errors are Connect's JSON {"status":N,"message":...}. Computed fields are
+// filled as Connect fills them: createdAt/updatedAt (updatedAt moves on every
+// change), a vault's item count and attribute and content versions, an
+// item's version, and the current code ("totp") of every OTP field, from
+// the field's otpauth:// URI or base32 secret on the server's clock.
+//
 // Vaults can be hidden from the token (403), the token revoked (401), and
 // faults injected (any status, or a request that hangs until the client
-// gives up); requests are counted by route.
+// gives up); requests are counted by route. The same is reachable over HTTP
+// under [ControlPath], for tests not written in Go.
 package onepasswordtest
 
 import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	op "github.com/1Password/connect-sdk-go/onepassword"
 
@@ -40,6 +53,8 @@ const (
 	RouteGetVault   = "GetVault"
 	RouteListItems  = "ListItems"
 	RouteGetItem    = "GetItem"
+	RouteHeartbeat  = "Heartbeat"
+	RouteHealth     = "Health"
 )
 
 // Fault is a failure the server answers requests with, instead of serving
@@ -47,11 +62,36 @@ const (
 type Fault struct {
 	// Status is the HTTP status to answer with (a Connect error body
 	// included). Ignored when Hang is set.
-	Status int
+	Status int `json:"status,omitempty"`
 	// Hang makes the request wait, unanswered, until the client gives up
 	// or the server is closed.
-	Hang bool
+	Hang bool `json:"hang,omitempty"`
 }
+
+// Options configure a [Server]. The zero value is ready to use.
+type Options struct {
+	// Addr is the address to listen on ("127.0.0.1:8080"). Zero means a
+	// free port on 127.0.0.1.
+	Addr string
+	// Token is the bearer token the server accepts. Zero means a random
+	// one.
+	Token string
+	// Clock is the server's clock, for createdAt/updatedAt and OTP codes.
+	// Nil means [time.Now].
+	Clock func() time.Time
+}
+
+// Option changes [Options].
+type Option func(*Options)
+
+// WithAddr sets [Options.Addr].
+func WithAddr(addr string) Option { return func(o *Options) { o.Addr = addr } }
+
+// WithToken sets [Options.Token].
+func WithToken(token string) Option { return func(o *Options) { o.Token = token } }
+
+// WithClock sets [Options.Clock].
+func WithClock(now func() time.Time) Option { return func(o *Options) { o.Clock = now } }
 
 // Server is an emulated Connect server. Its methods are safe for concurrent
 // use, and change what the next request sees.
@@ -63,6 +103,7 @@ type Server struct {
 
 	srv    *httptest.Server
 	closed chan struct{}
+	clock  func() time.Time
 
 	mu       sync.Mutex
 	vaults   []*vault
@@ -78,26 +119,62 @@ type vault struct {
 	items []*op.Item
 }
 
-// NewServer starts a server with no vaults and a random token; t's cleanup
-// closes it.
-func NewServer(t testing.TB) *Server {
-	s := Start()
+// NewServer starts a server with no vaults, a random token unless
+// [WithToken] gives one, on a free loopback port unless [WithAddr] chooses
+// one; t's cleanup closes it, and an address it cannot listen on fails t.
+func NewServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(s.Close)
 	return s
 }
 
-// Start starts a server with no vaults and a random token. The caller closes
-// it.
-func Start() *Server {
+// Start starts a server as [New] does; it panics when it cannot listen, as
+// [httptest.NewServer] does. The caller closes it.
+func Start(opts ...Option) *Server {
+	s, err := New(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// New starts a server with no vaults. The error is the listener's (an
+// address in use). The caller closes it.
+func New(opts ...Option) (*Server, error) {
+	var o Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.Token == "" {
+		o.Token = "connect-token-" + NewID()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 	s := &Server{
-		Token:    "connect-token-" + NewID(),
+		Token:    o.Token,
 		closed:   make(chan struct{}),
+		clock:    o.Clock,
 		denied:   map[string]bool{},
 		requests: map[string]int{},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveWithUpdates)) // update.go: PUT, PATCH
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			s.srv.Close()
+			return nil, fmt.Errorf("onepasswordtest: listen on %s: %w", o.Addr, err)
+		}
+		_ = s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
-	return s
+	return s, nil
 }
 
 // Close stops the server, releasing hanging requests first. It may be called
@@ -138,161 +215,90 @@ func NewID() string {
 	return string(b)
 }
 
-// AddVault creates a vault named name and returns its ID. Names need not be
-// unique.
-func (s *Server) AddVault(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := &vault{v: op.Vault{ID: NewID(), Name: name, Type: op.UserCreatedVault}}
-	s.vaults = append(s.vaults, v)
-	return v.v.ID
+// route is one endpoint: a method, a path pattern whose groups are IDs,
+// and what serves it (under s.mu, after the token check).
+type route struct {
+	name    string
+	method  string
+	pattern *regexp.Regexp
+	serve   func(s *Server, w http.ResponseWriter, r *http.Request, ids []string)
 }
 
-// PutItem stores item in the vault and returns what was stored. An item
-// without an ID is created (with a new ID, at version 1); one with the ID of
-// an existing item replaces it, one version up. Fields and sections are
-// kept as given.
-func (s *Server) PutItem(vaultID string, item op.Item) (op.Item, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.vault(vaultID)
-	if v == nil {
-		return op.Item{}, fmt.Errorf("onepasswordtest: no vault %s", vaultID)
+// routes is the one place the /v1 endpoints are registered; a file that adds
+// endpoints (item writes) appends to it from its init function.
+var routes = []route{
+	{RouteListVaults, http.MethodGet, regexp.MustCompile(`^/v1/vaults$`), (*Server).listVaults},
+	{RouteGetVault, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)$`), (*Server).getVault},
+	{RouteListItems, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)/items$`), (*Server).listItems},
+	{RouteGetItem, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`), (*Server).getItem},
+}
+
+// match finds the route of a request. found is false when no pattern
+// matches the path; a matching pattern without the request's method gives
+// found true and a nil route.
+func match(method, path string) (rt *route, ids []string, found bool) {
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/") // Connect serves /v1/vaults/ as /v1/vaults
 	}
-	item.Vault = op.ItemVault{ID: vaultID}
-	if item.ID == "" {
-		item.ID, item.Version = NewID(), 1
-		stored := copyItem(&item)
-		v.items = append(v.items, stored)
-		return *copyItem(stored), nil
-	}
-	for i, old := range v.items {
-		if old.ID == item.ID {
-			item.Version = old.Version + 1
-			v.items[i] = copyItem(&item)
-			return *copyItem(v.items[i]), nil
+	for i := range routes {
+		m := routes[i].pattern.FindStringSubmatch(path)
+		if m == nil {
+			continue
+		}
+		found = true
+		if routes[i].method == method {
+			return &routes[i], m[1:], true
 		}
 	}
-	return op.Item{}, fmt.Errorf("onepasswordtest: no item %s in vault %s", item.ID, vaultID)
+	return nil, nil, found
 }
-
-// SetField sets the value of the item's field with the label or ID field (in
-// any section), one item version up: a rotation.
-func (s *Server) SetField(vaultID, itemID, field, value string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it := s.item(vaultID, itemID)
-	if it == nil {
-		return fmt.Errorf("onepasswordtest: no item %s in vault %s", itemID, vaultID)
-	}
-	for _, f := range it.Fields {
-		if f.ID == field || f.Label == field {
-			f.Value = value
-			it.Version++
-			return nil
-		}
-	}
-	return fmt.Errorf("onepasswordtest: item %s has no field %q", itemID, field)
-}
-
-// DeleteItem deletes an item.
-func (s *Server) DeleteItem(vaultID, itemID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.vault(vaultID)
-	if v == nil {
-		return fmt.Errorf("onepasswordtest: no vault %s", vaultID)
-	}
-	for i, it := range v.items {
-		if it.ID == itemID {
-			v.items = append(v.items[:i], v.items[i+1:]...)
-			return nil
-		}
-	}
-	return fmt.Errorf("onepasswordtest: no item %s in vault %s", itemID, vaultID)
-}
-
-// Deny takes the token's access to a vault away (or gives it back): the vault
-// disappears from listings and its endpoints answer 403.
-func (s *Server) Deny(vaultID string, denied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.denied[vaultID] = denied
-}
-
-// RevokeToken makes every request answer 401, as for a revoked token.
-func (s *Server) RevokeToken() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.revoked = true
-}
-
-// FailNext answers the next requests with faults, one each, in order.
-func (s *Server) FailNext(faults ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, faults...)
-}
-
-// FailAll answers every request with f until [Server.Heal].
-func (s *Server) FailAll(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sticky = &f
-}
-
-// Heal clears the faults of FailNext and FailAll.
-func (s *Server) Heal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults, s.sticky = nil, nil
-}
-
-// Requests returns how many requests of route (RouteGetItem...) the server
-// received, faults and refusals included; route "" counts them all.
-func (s *Server) Requests(route string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if route == "" {
-		n := 0
-		for _, c := range s.requests {
-			n += c
-		}
-		return n
-	}
-	return s.requests[route]
-}
-
-var (
-	reVaults = regexp.MustCompile(`^/v1/vaults$`)
-	reVault  = regexp.MustCompile(`^/v1/vaults/([^/]+)$`)
-	reItems  = regexp.MustCompile(`^/v1/vaults/([^/]+)/items$`)
-	reItem   = regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`)
-	reFilter = regexp.MustCompile(`^title eq "(.*)"$`)
-)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	route, m := "", []string(nil)
 	switch p := r.URL.Path; {
-	case reVaults.MatchString(p):
-		route = RouteListVaults
-	case reVault.MatchString(p):
-		route, m = RouteGetVault, reVault.FindStringSubmatch(p)
-	case reItems.MatchString(p):
-		route, m = RouteListItems, reItems.FindStringSubmatch(p)
-	case reItem.MatchString(p):
-		route, m = RouteGetItem, reItem.FindStringSubmatch(p)
-	default:
-		writeError(w, http.StatusNotFound, "Invalid request path")
+	case strings.HasPrefix(p, ControlPath):
+		s.serveControl(w, r)
+		return
+	case p == "/heartbeat" || p == "/health":
+		s.serveHealth(w, r)
 		return
 	}
-	if r.Method != http.MethodGet {
-		writeError(w, http.StatusMethodNotAllowed, "The emulator serves reads only")
+	rt, ids, found := match(r.Method, r.URL.Path)
+	if s.takeFault(w, r, rt) {
 		return
 	}
-
+	// The token is checked before routing: Connect answers 401 to a bad
+	// token on any path.
 	s.mu.Lock()
-	s.requests[route]++
+	defer s.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+s.Token || s.revoked {
+		writeError(w, http.StatusUnauthorized, "Invalid token signature")
+		return
+	}
+	switch {
+	case !found:
+		writeError(w, http.StatusNotFound, "Invalid request path")
+	case rt == nil:
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+	// A malformed ID is 400, not 404: what real Connect servers answer
+	// ({"status":400,"message":"Invalid Vault UUID"} in
+	// 1Password/connect-sdk-js#29 and external-secrets#1202, "Invalid Item
+	// UUID" in 1Password/connect#45); the API reference lists only 404.
+	case len(ids) > 0 && !validID(ids[0]):
+		writeError(w, http.StatusBadRequest, "Invalid Vault UUID")
+	case len(ids) > 1 && !validID(ids[1]):
+		writeError(w, http.StatusBadRequest, "Invalid Item UUID")
+	default:
+		rt.serve(s, w, r, ids)
+	}
+}
+
+// takeFault counts the request and answers it with the next fault, if any;
+// it reports whether it did.
+func (s *Server) takeFault(w http.ResponseWriter, r *http.Request, rt *route) bool {
+	s.mu.Lock()
+	if rt != nil {
+		s.requests[rt.name]++
+	}
 	var fault *Fault
 	if len(s.faults) > 0 {
 		f := s.faults[0]
@@ -303,145 +309,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fault = &f
 	}
 	s.mu.Unlock()
-
-	if fault != nil {
-		if fault.Hang {
-			select {
-			case <-r.Context().Done():
-			case <-s.closed:
-			}
-			return
-		}
-		writeError(w, fault.Status, http.StatusText(fault.Status))
-		return
-	}
-	if r.Header.Get("Authorization") != "Bearer "+s.Token {
-		writeError(w, http.StatusUnauthorized, "Invalid token signature")
-		return
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.revoked {
-		writeError(w, http.StatusUnauthorized, "Invalid token signature")
-		return
-	}
-	title, hasFilter, err := filterTitle(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	s.answer(w, route, m, title, hasFilter)
-}
-
-// answer serves an authenticated request of route; m holds the IDs of its
-// path. s.mu is held.
-func (s *Server) answer(w http.ResponseWriter, route string, m []string, title string, hasFilter bool) {
-	switch route {
-	case RouteListVaults:
-		out := []op.Vault{}
-		for _, v := range s.vaults {
-			if !s.denied[v.v.ID] && (!hasFilter || v.v.Name == title) {
-				out = append(out, v.v)
-			}
-		}
-		writeJSON(w, out)
-	case RouteGetVault:
-		if v := s.access(w, m[1]); v != nil {
-			writeJSON(w, v.v)
-		}
-	case RouteListItems:
-		if v := s.access(w, m[1]); v != nil {
-			out := []op.Item{}
-			for _, it := range v.items {
-				if !hasFilter || it.Title == title {
-					sum := *it // a summary: no fields, no sections
-					sum.Fields, sum.Sections = nil, nil
-					out = append(out, sum)
-				}
-			}
-			writeJSON(w, out)
-		}
-	case RouteGetItem:
-		if v := s.access(w, m[1]); v != nil {
-			for _, it := range v.items {
-				if it.ID == m[2] {
-					writeJSON(w, it)
-					return
-				}
-			}
-			writeError(w, http.StatusNotFound, "Invalid Item UUID")
-		}
-	}
-}
-
-// access returns the vault, or answers 404 or 403 and returns nil. s.mu is
-// held.
-func (s *Server) access(w http.ResponseWriter, vaultID string) *vault {
-	v := s.vault(vaultID)
 	switch {
-	case v == nil:
-		writeError(w, http.StatusNotFound, "Invalid Vault UUID")
-		return nil
-	case s.denied[vaultID]:
-		writeError(w, http.StatusForbidden, "Authorization: token does not have access to vault")
-		return nil
-	}
-	return v
-}
-
-func (s *Server) vault(id string) *vault {
-	for _, v := range s.vaults {
-		if v.v.ID == id {
-			return v
+	case fault == nil:
+		return false
+	case fault.Hang:
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
 		}
+	default:
+		writeError(w, fault.Status, http.StatusText(fault.Status))
 	}
-	return nil
+	return true
 }
 
-func (s *Server) item(vaultID, itemID string) *op.Item {
-	if v := s.vault(vaultID); v != nil {
-		for _, it := range v.items {
-			if it.ID == itemID {
-				return it
-			}
-		}
-	}
-	return nil
-}
+var reID = regexp.MustCompile(`^[a-z0-9]{26}$`)
 
-// filterTitle reads the filter parameter; the emulator knows the one filter
-// readers use, title eq "...".
-func filterTitle(r *http.Request) (title string, ok bool, err error) {
-	f := r.URL.Query().Get("filter")
-	if f == "" {
-		return "", false, nil
-	}
-	m := reFilter.FindStringSubmatch(strings.TrimSpace(f))
-	if m == nil {
-		return "", false, fmt.Errorf("invalid filter %q: the emulator supports title eq \"...\"", f)
-	}
-	return m[1], true, nil
-}
-
-func copyItem(it *op.Item) *op.Item {
-	c := *it
-	c.Sections = make([]*op.ItemSection, len(it.Sections))
-	for i, s := range it.Sections {
-		sc := *s
-		c.Sections[i] = &sc
-	}
-	c.Fields = make([]*op.ItemField, len(it.Fields))
-	for i, f := range it.Fields {
-		fc := *f
-		if f.Section != nil {
-			sc := *f.Section
-			fc.Section = &sc
-		}
-		c.Fields[i] = &fc
-	}
-	return &c
-}
+// validID reports whether id is shaped like a 1Password UUID, as Connect
+// (and the JavaScript SDK's isValidId) requires.
+func validID(id string) bool { return reID.MatchString(id) }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 
 	op "github.com/1Password/connect-sdk-go/onepassword"
@@ -19,8 +20,17 @@ const (
 // maxUpdateBody bounds the body of an update.
 const maxUpdateBody = 1 << 20
 
-// serveUpdate serves PUT and PATCH on an item, as Connect does, and reports
-// whether r was one:
+// The item writes join the routes of server.go, so that faults, the token
+// check, revocation and the ID checks apply to them as to reads.
+func init() {
+	item := regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`)
+	routes = append(routes,
+		route{RouteUpdateItem, http.MethodPut, item, (*Server).updateItem},
+		route{RoutePatchItem, http.MethodPatch, item, (*Server).updateItem})
+}
+
+// updateItem serves PUT and PATCH on an item, as Connect does (s.mu is
+// held):
 //
 //   - PUT replaces the item with the body (a whole item, as connect-sdk-go's
 //     UpdateItem sends it). A body whose "version" is set and is not the
@@ -32,79 +42,35 @@ const maxUpdateBody = 1 << 20
 //     "/fields/{fieldID}" and "/fields/{fieldID}/value", all or nothing,
 //     one version up. Connect's PATCH takes no version: it never conflicts.
 //
-// Faults, the token, revocation and denied vaults apply as to reads.
-func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request) bool {
-	m := reItem.FindStringSubmatch(r.URL.Path)
-	if m == nil || (r.Method != http.MethodPut && r.Method != http.MethodPatch) {
-		return false
-	}
-	route := RouteUpdateItem
-	if r.Method == http.MethodPatch {
-		route = RoutePatchItem
-	}
-	if s.refuse(w, r, route) {
-		return true
-	}
+// Either way the item's updatedAt moves, and its vault's content version
+// goes up, as on every change.
+func (s *Server) updateItem(w http.ResponseWriter, r *http.Request, ids []string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxUpdateBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Unreadable request body")
-		return true
+		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.access(w, m[1])
+	v := s.access(w, ids[0])
 	if v == nil {
-		return true
+		return
 	}
 	for i, it := range v.items {
-		if it.ID != m[2] {
+		if it.ID != ids[1] {
 			continue
 		}
 		next, status, msg := update(it, r.Method, body)
 		if status != http.StatusOK {
 			writeError(w, status, msg)
-			return true
+			return
 		}
 		next.ID, next.Vault, next.Version = it.ID, op.ItemVault{ID: v.v.ID}, it.Version+1
+		next.CreatedAt, next.UpdatedAt = it.CreatedAt, s.clock().UTC()
 		v.items[i] = copyItem(next)
+		s.changed(v)
 		writeJSON(w, v.items[i])
-		return true
+		return
 	}
 	writeError(w, http.StatusNotFound, "Invalid Item UUID")
-	return true
-}
-
-// refuse counts the request, and answers it with a fault or a 401 when it
-// is to be refused.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, route string) bool {
-	s.mu.Lock()
-	s.requests[route]++
-	var fault *Fault
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
-		fault = &f
-	} else if s.sticky != nil {
-		f := *s.sticky
-		fault = &f
-	}
-	revoked := s.revoked
-	s.mu.Unlock()
-	switch {
-	case fault != nil && fault.Hang:
-		select {
-		case <-r.Context().Done():
-		case <-s.closed:
-		}
-		return true
-	case fault != nil:
-		writeError(w, fault.Status, http.StatusText(fault.Status))
-		return true
-	case r.Header.Get("Authorization") != "Bearer "+s.Token || revoked:
-		writeError(w, http.StatusUnauthorized, "Invalid token signature")
-		return true
-	}
-	return false
 }
 
 // update is stored updated by a PUT or PATCH body, or the error status and
@@ -192,12 +158,4 @@ func (o patchOp) applyField(it *op.Item, id string, rest []string) string {
 		return ""
 	}
 	return "Invalid field ID " + id
-}
-
-// serveWithUpdates is the server's handler: item updates (serveUpdate),
-// then the reads (serve).
-func (s *Server) serveWithUpdates(w http.ResponseWriter, r *http.Request) {
-	if !s.serveUpdate(w, r) {
-		s.serve(w, r)
-	}
 }
