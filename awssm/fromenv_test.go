@@ -345,7 +345,7 @@ func assertKey(t *testing.T, want string, got keyprovider.Key, msgAndArgs ...any
 // access key and the session token never show.
 func TestNoVerbPrintsACredential(t *testing.T) {
 	const token = "session-token-printed-0123456789"
-	srv := awssmtest.NewServer(t)
+	srv := awssmtest.NewServer(t, awssmtest.WithSessionToken(token))
 	create(t, srv, "svc", keyOne)
 	env := map[string]string{"AWS_ACCESS_KEY_ID": awssmtest.DefaultAccessKeyID, "AWS_SECRET_ACCESS_KEY": awssmtest.DefaultSecretAccessKey,
 		"AWS_SESSION_TOKEN": token, "AWS_REGION": awssmtest.DefaultRegion, "AWS_ENDPOINT_URL": srv.URL()}

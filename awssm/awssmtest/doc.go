@@ -34,8 +34,9 @@
 //     by VersionId, and the oldest are removed past 100 versions, but never
 //     one younger than 24 hours: a new version that would need that is
 //     refused with LimitExceededException.
-//   - With [Options.SessionToken] set, a request carrying another session
-//     token, or none, is UnrecognizedClientException.
+//   - A request whose session token is not the credential's is
+//     UnrecognizedClientException: with [Options.SessionToken] set, another
+//     token or none; without it (a long-term key), any token at all.
 //   - CreateSecret keeps its Tags (DescribeSecret and ListSecrets return
 //     them, ListSecrets filters on them) or refuses them as AWS does.
 //   - ListSecrets and BatchGetSecretValue filter (name, description,

@@ -89,6 +89,17 @@ func TestServerSessionToken(t *testing.T) {
 		}).ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
 		assert.Equal(t, "UnrecognizedClientException", apiCode(t, err), "token %q", tok)
 	}
+
+	// A long-term key (no SessionToken) refuses any session token at all.
+	long := awssmtest.NewServer(t)
+	_, err = long.Client().ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	require.NoError(t, err, "a long-term key without a token is served")
+	_, err = long.NewClient(func(o *secretsmanager.Options) {
+		o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: awssmtest.DefaultAccessKeyID, SecretAccessKey: awssmtest.DefaultSecretAccessKey, SessionToken: "stray"}, nil
+		})
+	}).ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+	assert.Equal(t, "UnrecognizedClientException", apiCode(t, err), "a stray token on a long-term key")
 }
 
 // CreateSecret keeps its tags or refuses them; it never drops them.

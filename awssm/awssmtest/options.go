@@ -48,9 +48,9 @@ type Options struct {
 	// every request must carry it as X-Amz-Security-Token, and one that
 	// carries another or none is refused with UnrecognizedClientException,
 	// as AWS refuses a session token that does not belong to the access
-	// key. Zero means session tokens are not checked (any or none is
-	// accepted), as before this option existed; keyprov emulate always
-	// sets one.
+	// key. Zero means the credential is a long-term key, with which AWS
+	// refuses any session token the same way; keyprov emulate always sets
+	// one.
 	SessionToken string
 	// Addr is the address to listen on ("127.0.0.1:4566"). Zero means a
 	// free port on 127.0.0.1.

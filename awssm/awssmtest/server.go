@@ -368,10 +368,10 @@ func (s *Server) authenticate(r *http.Request, body []byte) *apiError {
 	s.mu.Lock()
 	revoked := s.revoked
 	s.mu.Unlock()
-	// AWS answers a session token that does not go with the access key
-	// (a missing one included) as it answers an unknown key.
-	tok := s.opts.SessionToken
-	if revoked || tok != "" && r.Header.Get("X-Amz-Security-Token") != tok {
+	// AWS answers a session token that does not go with the access key (a
+	// missing one included, and any one at all with a long-term key) as it
+	// answers an unknown key.
+	if revoked || r.Header.Get("X-Amz-Security-Token") != s.opts.SessionToken {
 		return newError(codeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
 	return nil
