@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/keyprovider/keyprovider/internal/httpbody"
 	"github.com/keyprovider/keyprovider/internal/metrics"
 	"github.com/keyprovider/keyprovider/internal/redact"
 	"github.com/keyprovider/keyprovider/retry"
@@ -206,18 +207,18 @@ type authHeader struct {
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.src == nil {
-		closeBody(req.Body)
+		httpbody.Close(req.Body)
 		return nil, errNoSource
 	}
 	if req.URL == nil {
-		closeBody(req.Body)
+		httpbody.Close(req.Body)
 		return nil, errNoURL
 	}
 	if reason := t.withhold(req.URL); reason != "" {
 		t.m.Withhold(req.Context())
 		if reason == reasonNoHosts || t.fail {
 			t.m.Request(req.Context(), metrics.ClassRefused)
-			closeBody(req.Body)
+			httpbody.Close(req.Body)
 			return nil, &hostError{scheme: req.URL.Scheme, host: req.URL.Host, reason: reason}
 		}
 		if t.logger != nil {
@@ -246,7 +247,7 @@ func (t *Transport) send(req, r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		if resp != nil {
-			closeBody(resp.Body)
+			httpbody.Close(resp.Body)
 		}
 		return nil, err
 	}
@@ -308,13 +309,13 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	key, err := t.src.Token(ctx)
 	if err != nil {
 		t.m.Request(ctx, metrics.ClassNoKey)
-		closeBody(req.Body)
+		httpbody.Close(req.Body)
 		return nil, err
 	}
 	v, err := t.header(key)
 	if err != nil {
 		t.m.Request(ctx, metrics.ClassNoKey)
-		closeBody(req.Body)
+		httpbody.Close(req.Body)
 		return nil, err
 	}
 	resp, err := t.send(req, authorize(req, req.Body, v))
@@ -333,10 +334,10 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		t.count(ctx, resp, nil)
 		return resp, nil
 	}
-	discard(resp)
+	httpbody.Discard(resp)
 	if v, err = t.header(fresh); err != nil {
 		t.m.Request(ctx, metrics.ClassNoKey)
-		closeBody(body)
+		httpbody.Close(body)
 		return nil, err
 	}
 	t.m.Replay(ctx)
@@ -395,22 +396,3 @@ func nextBody(req *http.Request) (io.ReadCloser, error) {
 }
 
 var errNotReplayable = errors.New("request body cannot be sent again")
-
-func closeBody(b io.ReadCloser) {
-	if b != nil {
-		_ = b.Close()
-	}
-}
-
-// maxDrain is how much of a discarded response is read before it is
-// closed, so that its connection can be reused for the replay.
-const maxDrain = 4 << 10
-
-// discard reads a little of resp's body and closes it.
-func discard(resp *http.Response) {
-	if resp.Body == nil {
-		return
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	_ = resp.Body.Close()
-}

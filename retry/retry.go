@@ -41,6 +41,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyprovider/keyprovider/internal/httpbody"
 )
 
 // Defaults of the [Options] fields whose zero value means "the default".
@@ -201,14 +203,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if berr != nil {
 			return resp, nil
 		}
-		discard(resp)
+		httpbody.Discard(resp)
 		if t.o.Logger != nil {
 			t.o.Logger.LogAttrs(ctx, slog.LevelInfo, "retry: throttled, retrying",
 				slog.String("method", req.Method), slog.String("host", req.URL.Host),
 				slog.Int("attempt", attempt), slog.Duration("wait", wait))
 		}
 		if err := t.sleep(ctx, wait); err != nil {
-			closeBody(body)
+			httpbody.Close(body)
 			return nil, err
 		}
 		r2 := new(http.Request)
@@ -301,23 +303,4 @@ func nextBody(req *http.Request) (io.ReadCloser, error) {
 		return req.Body, nil
 	}
 	return req.GetBody()
-}
-
-func closeBody(b io.ReadCloser) {
-	if b != nil {
-		_ = b.Close()
-	}
-}
-
-// maxDrain is how much of a discarded response is read before it is
-// closed, so that its connection can be reused for the retry.
-const maxDrain = 4 << 10
-
-// discard reads a little of resp's body and closes it.
-func discard(resp *http.Response) {
-	if resp.Body == nil {
-		return
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	_ = resp.Body.Close()
 }
