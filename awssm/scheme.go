@@ -32,7 +32,7 @@ import (
 // A [keyprovider.Resolver] wired by hand registers it itself:
 // r.Register(awssm.Scheme()).
 //
-// Opening a reference makes a Provider with [FromConfig]. The AWS
+// Opening a reference makes a Provider with [FromEnv]. The AWS
 // configuration comes from AWS_REGION (or AWS_DEFAULT_REGION) when neither
 // the reference nor its ARN names a region, AWS_ENDPOINT_URL_SECRETS_MANAGER
 // (or AWS_ENDPOINT_URL), AWS_PROFILE, AWS_CONFIG_FILE,
@@ -41,9 +41,9 @@ import (
 // whatever they do not set falls back to the SDK's default chain (shared
 // files, SSO, web identity, container and instance roles). In an injected
 // environment ([keyprovider.WithLookupEnv]; keyprov --env-file) the
-// credentials come from it alone: its keys, or the files it names, or none
-// (unsigned requests, which AWS refuses); the process's credentials are
-// never sent to an endpoint it names.
+// credentials come from it alone (its keys, or the files it names); one
+// that names none is refused when the reference is opened, and the
+// process's credentials are never sent to an endpoint it names.
 func Scheme() keyprovider.Scheme {
 	return keyprovider.Scheme{
 		Name:   schemeName,
