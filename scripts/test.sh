@@ -9,7 +9,8 @@ cd "$root"
 
 ./scripts/lint.sh
 
-# The OpenAI Node SDK that cmd/keyprov's proxy tests drive, from its lockfile;
+# The OpenAI Node SDK that cmd/keyprov's proxy tests drive (cmd/keyprov is a
+# module of its own, tested in the loop below), from its lockfile;
 # those tests fail instead of skipping when run from here.
 (cd test/node && npm ci --no-audit --no-fund)
 export KEYPROVIDER_REQUIRE_NODE=1
@@ -49,7 +50,7 @@ export KEYPROVIDER_REQUIRE_CLIENTS=1
 
 status=0
 go test -race -count=1 ./... || status=$?
-for mod in bench examples/tessera-openai internal/metrics/sdktest; do
+for mod in cmd/keyprov bench examples/tessera-openai internal/metrics/sdktest; do
   if [ -f "$mod/go.mod" ]; then
     (cd "$mod" && go test -race -count=1 ./...) || status=$?
   fi

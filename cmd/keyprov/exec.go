@@ -52,6 +52,15 @@ func runExec(ctx context.Context, args []string, env lookupFunc, stdout, stderr 
 	cfg.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	// The Sources' own lines, but for failures, repeat exec's.
 	cfg.rotateLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
+	if cfg.metricsListen != "" {
+		stop, err := execMetrics(&cfg)
+		if err != nil {
+			closeBindings(cfg.bindings)
+			fmt.Fprintf(stderr, "keyprov exec: %v\n", err)
+			return exitExecFailed
+		}
+		defer stop()
+	}
 	// main cancels ctx on SIGINT and SIGTERM: here those go to the child,
 	// and keyprov ends when it does.
 	return execute(context.WithoutCancel(ctx), cfg)
@@ -119,7 +128,8 @@ func prepareExec(ctx context.Context, args, environ []string, processEnv bool, s
 // execFlags is what parseExecArgs reads.
 type execFlags struct {
 	execConfig
-	scrubEnv bool
+	scrubEnv    bool
+	allowRemote bool
 }
 
 // parseExecArgs reads keyprov exec's flags and the program after them.
@@ -146,6 +156,8 @@ func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only 
 	fs.BoolVar(&cfg.restartOnExit, "restart-on-exit", false, "start the program again when it exits on its own")
 	fs.BoolVar(&cfg.scrubEnv, "scrub", false, "remove the backends' settings and credentials (VAULT_*, OP_CONNECT_*, AWS keys...) from the program's environment")
 	logLevel := fs.String("log-level", "info", "what keyprov logs on stderr: debug, info, warn or error")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve the keys' metrics on /metrics at this loopback host:port (off by default)")
+	fs.BoolVar(&cfg.allowRemote, "allow-non-loopback", false, "allow --metrics-listen on an address that is not loopback")
 	fs.BoolVar(&cfg.mask, "mask", false, "replace the keys in the program's stdout and stderr with their fingerprints (line-buffered)")
 	usageErr := func(format string, args ...any) (execFlags, []string, []string, int) {
 		fmt.Fprintf(stderr, "keyprov exec: "+format+"\n", args...)
@@ -176,6 +188,11 @@ func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only 
 			return usageErr("durations must not be negative")
 		}
 	}
+	if cfg.metricsListen != "" {
+		if err := parseMetricsListen(cfg.metricsListen, cfg.allowRemote); err != nil {
+			return usageErr("%v", err)
+		}
+	}
 	cfg.keyFiles = map[string]string{}
 	for _, kf := range keyFiles {
 		name, path, ok := strings.Cut(kf, "=")
@@ -187,6 +204,23 @@ func parseExecArgs(args []string, stderr io.Writer) (cfg execFlags, files, only 
 		}
 	}
 	return cfg, envFiles, onlyVars, -1
+}
+
+// execMetrics serves /metrics on cfg.metricsListen for the Sources
+// execute makes, which record on its MeterProvider. stop closes the
+// listener and the MeterProvider.
+func execMetrics(cfg *execConfig) (stop func(), err error) {
+	m, err := newPromMetrics()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := serveMetrics(cfg.metricsListen, m, cfg.log)
+	if err != nil {
+		m.shutdown()
+		return nil, err
+	}
+	cfg.meterProvider = m.mp
+	return func() { srv.stop(); m.shutdown() }, nil
 }
 
 // parseOnRotate reads --on-rotate.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/internal/supervise"
 	"github.com/keyprovider/keyprovider/rotate"
@@ -53,6 +55,10 @@ type execConfig struct {
 	restartOnExit   bool
 	mask            bool
 	logLevel        slog.Level
+	// metricsListen is --metrics-listen: where /metrics is served ("": not).
+	metricsListen string
+	// meterProvider records the Sources' metrics; nil means the global one.
+	meterProvider metric.MeterProvider
 
 	clock   rotate.Clock   // nil: the system clock
 	rand    func() float64 // the splay's draw; nil: math/rand/v2
@@ -152,6 +158,9 @@ func (s *supervisor) resolve(ctx context.Context) (map[string]keyprovider.Key, b
 		}
 		if s.rand != nil {
 			opts = append(opts, rotate.WithRand(s.rand))
+		}
+		if s.meterProvider != nil {
+			opts = append(opts, rotate.WithMeterProvider(s.meterProvider))
 		}
 		src, err := rotate.New(b.p, opts...)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 // proxyFlags are keyprov proxy's flags.
 type proxyFlags struct {
 	service, listen, upstream, tokenFile, socketMode, socketGroup string
+	metricsListen                                                 string
 	envFiles                                                      stringsFlag
 	inherit, allowRemote, socketTrust, retry                      bool
 	maxReplayBody                                                 int64
@@ -45,6 +46,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (proxyFlags, int) {
 	fs.BoolVar(&f.retry, "retry", false, "retry throttled (429) idempotent requests with the library's retrier, instead of passing 429s through")
 	fs.Int64Var(&f.maxReplayBody, "max-replay-body", proxy.DefaultMaxReplayBody, "request bodies up to this many bytes are kept to replay once after a 401; larger ones stream through")
 	fs.DurationVar(&f.refresh, "refresh-interval", 0, "how often to refresh the key; 0: the library's default (5m)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this loopback host:port instead of on --listen (non-loopback with --allow-non-loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	if code := parseFlags(fs, args); code >= 0 {
 		return f, code
@@ -73,6 +75,10 @@ type proxyServer struct {
 	stderr  io.Writer
 	timeout time.Duration
 	cleanup func()
+	// metrics is the MeterProvider of src and the /metrics handler;
+	// metricsSrv serves it on --metrics-listen (nil: on the proxy's listener).
+	metrics    *promMetrics
+	metricsSrv *metricsServer
 }
 
 // newProxyServer does everything keyprov proxy does before serving:
@@ -101,6 +107,11 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 	if f.socketTrust && !lis.unix {
 		return fail(exitUsage, errors.New("--socket-trust needs --listen unix:PATH"))
 	}
+	if f.metricsListen != "" {
+		if err := parseMetricsListen(f.metricsListen, f.allowRemote); err != nil {
+			return fail(exitUsage, err)
+		}
+	}
 	mode, err := strconv.ParseUint(f.socketMode, 8, 32)
 	if err != nil || mode&^0o777 != 0 {
 		return fail(exitUsage, fmt.Errorf("--socket-mode %q: want octal permissions such as 0600 or 0660", f.socketMode))
@@ -123,31 +134,67 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 	if fi, err := os.Stat(f.tokenFile); token != "" && err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("keyprov proxy: the token file can be read by others than its owner", "path", f.tokenFile, "mode", fi.Mode().Perm().String())
 	}
-	src, err := proxySource(ctx, svc, lookup, f.refresh, log, token)
+	m, err := newPromMetrics()
 	if err != nil {
 		return fail(exitFail, err)
 	}
-	ln, cleanup, err := lis.open(os.FileMode(mode), f.socketGroup)
+	src, err := proxySource(ctx, svc, lookup, f.refresh, log, token, m)
 	if err != nil {
-		_ = src.Close()
+		m.shutdown()
 		return fail(exitFail, err)
 	}
-	p := &proxyServer{ln: ln, src: src, log: log, stderr: stderr, timeout: f.shutdown, cleanup: cleanup}
+	p := &proxyServer{src: src, log: log, stderr: stderr, timeout: f.shutdown, metrics: m}
+	if err := p.listen(lis, os.FileMode(mode), f.socketGroup, f.metricsListen); err != nil {
+		return fail(exitFail, err)
+	}
 	p.handler = proxy.New(proxy.Options{
 		Upstream: up, Transport: upstreamTransport(src, up, f.retry, log), Token: token,
-		Hosts: lis.hosts(ln.Addr()), MaxReplayBody: f.maxReplayBody, Logger: log,
+		Hosts: lis.hosts(p.ln.Addr()), MaxReplayBody: f.maxReplayBody, Logger: log,
 		Ready: func() (string, error) { h := src.Health(); return h.State.String(), h.Ready() },
 	})
-	p.srv = &http.Server{
-		Handler:           p.handler,
+	p.srv = p.httpServer()
+	log.Info("keyprov proxy listening", "service", svc.Name, "listen", lis.String(p.ln.Addr()),
+		"upstream", up.Redacted(), "token_required", token != "", "retry", f.retry)
+	return p, -1
+}
+
+// listen opens the proxy's listener and, with metricsAddr, the metrics
+// listener. On failure it closes what it opened, the source included.
+func (p *proxyServer) listen(lis listenSpec, mode os.FileMode, group, metricsAddr string) error {
+	ln, cleanup, err := lis.open(mode, group)
+	if err != nil {
+		_ = p.src.Close()
+		p.metrics.shutdown()
+		return err
+	}
+	p.ln, p.cleanup = ln, cleanup
+	if metricsAddr == "" {
+		return nil
+	}
+	if p.metricsSrv, err = serveMetrics(metricsAddr, p.metrics, p.log); err != nil {
+		_ = ln.Close()
+		cleanup()
+		_ = p.src.Close()
+		p.metrics.shutdown()
+		return err
+	}
+	return nil
+}
+
+// httpServer serves the handler, and /metrics unless --metrics-listen
+// serves it elsewhere.
+func (p *proxyServer) httpServer() *http.Server {
+	var h http.Handler = p.handler
+	if p.metricsSrv == nil {
+		h = withMetrics(p.metrics, h)
+	}
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
-	log.Info("keyprov proxy listening", "service", svc.Name, "listen", lis.String(ln.Addr()),
-		"upstream", up.Redacted(), "token_required", token != "", "retry", f.retry)
-	return p, -1
 }
 
 // serve serves until ctx is done, then stops accepting, lets requests in
@@ -170,9 +217,11 @@ func (p *proxyServer) serve(ctx context.Context) int {
 		cancel()
 		<-errc
 	}
+	p.metricsSrv.stop()
 	if err := p.src.Close(); err != nil {
 		p.log.Warn("keyprov proxy: closing the key source", "error", err)
 	}
+	p.metrics.shutdown()
 	p.cleanup()
 	return code
 }
@@ -203,12 +252,13 @@ func proxyEnvironment(files []string, process lookupFunc, inherit bool) (lookupF
 // proxySource is the rotate.Source the proxy takes its keys from, with a
 // first fetch done (a proxy that cannot get a key at start-up says so at
 // once; a later outage is served from the last good key until MaxStale).
-func proxySource(ctx context.Context, svc keyprovider.Service, lookup lookupFunc, refresh time.Duration, log *slog.Logger, token string) (*rotate.Source, error) {
+func proxySource(ctx context.Context, svc keyprovider.Service, lookup lookupFunc, refresh time.Duration, log *slog.Logger, token string, m *promMetrics) (*rotate.Source, error) {
 	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {
 		return nil, err
 	}
-	src, err := rotate.New(p, rotate.WithService(svc), rotate.WithRefreshInterval(refresh), rotate.WithLogger(log))
+	src, err := rotate.New(p, rotate.WithService(svc), rotate.WithRefreshInterval(refresh), rotate.WithLogger(log),
+		rotate.WithMeterProvider(m.mp))
 	if err != nil {
 		_ = p.Close()
 		return nil, err
