@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keyprovider/keyprovider"
@@ -120,7 +119,7 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 	if err != nil {
 		return fail(exitFail, err)
 	}
-	up, err := upstreamURL(svc, f.upstream, lookup)
+	up, err := serviceBaseURL(svc, "--upstream", f.upstream, lookup)
 	if err != nil {
 		return fail(exitUsage, err)
 	}
@@ -296,37 +295,4 @@ func upstreamTransport(src *rotate.Source, up *url.URL, withRetry bool, log *slo
 		rt = retry.New(rt, retry.WithLogger(log))
 	}
 	return rt
-}
-
-// upstreamURL is where the key goes: --upstream, else <SERVICE>_BASE_URL
-// (TESSERA_BASE_URL, as OPENAI_BASE_URL for the OpenAI SDKs), else the
-// service's BaseURL. It must be HTTPS, or plain HTTP to a loopback host.
-func upstreamURL(svc keyprovider.Service, flag string, lookup lookupFunc) (*url.URL, error) {
-	raw, from := flag, "--upstream"
-	if raw == "" {
-		if lookup == nil {
-			lookup = os.LookupEnv
-		}
-		name := strings.ToUpper(svc.Name) + "_BASE_URL"
-		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
-			raw, from = strings.TrimSpace(v), name
-		} else {
-			raw, from = svc.BaseURL, svc.Name+"'s base URL"
-		}
-	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || u.Host == "" || u.Opaque != "":
-		return nil, fmt.Errorf("%s: not an absolute URL", from)
-	case u.User != nil:
-		return nil, fmt.Errorf("%s: a URL with credentials in it is refused", from)
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("%s: a base URL takes no query or fragment", from)
-	case strings.EqualFold(u.Scheme, "https"):
-	case strings.EqualFold(u.Scheme, "http") && isLoopbackHost(u.Hostname()):
-	default:
-		return nil, fmt.Errorf("%s: the key goes only over HTTPS, or plain HTTP to a loopback host (got %s://%s)", from, u.Scheme, u.Host)
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	return u, nil
 }

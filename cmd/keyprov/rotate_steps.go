@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/awssm"
@@ -111,14 +110,11 @@ func (r *rotationRun) stage(ctx context.Context) (rotation.Staged, error) {
 
 // verifyTarget is the URL verify GETs.
 func (r *rotationRun) verifyTarget() (string, error) {
-	base := r.c.verifyURL
-	if base == "" {
-		base, _ = r.e.lookup(strings.ToUpper(r.svc.Name) + "_BASE_URL")
+	base, err := serviceBaseURL(r.svc, "--verify-url", r.c.verifyURL, r.e.lookup)
+	if err != nil {
+		return "", err
 	}
-	if base == "" {
-		base = r.svc.BaseURL
-	}
-	return verifyURL(r.svc, base)
+	return verifyURL(r.svc, base), nil
 }
 
 // verify tests the new key against the live API.

@@ -339,6 +339,14 @@ func TestRotateThroughRunRefusesKeyArgument(t *testing.T) {
 }
 
 func TestRotateVerifyURLMustBeSafe(t *testing.T) {
+	// verifyURL through the check every base URL passes (serviceBaseURL).
+	verifyURL := func(svc keyprovider.Service, base string) (string, error) {
+		u, err := serviceBaseURL(svc, "--verify-url", base, nil)
+		if err != nil {
+			return "", err
+		}
+		return verifyURL(svc, u), nil
+	}
 	_, err := verifyURL(keyprovider.Tessera, "http://example.com/v1")
 	require.Error(t, err, "plain HTTP off loopback")
 	u, err := verifyURL(keyprovider.Tesseral, "https://api.tesseral.com/v1/")

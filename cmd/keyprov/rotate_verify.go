@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/retry"
 )
 
 // Verification failures.
@@ -35,20 +34,11 @@ type verifier struct {
 }
 
 // verifyURL is the URL verify GETs: base (--verify-url, <SERVICE>_BASE_URL
-// or the service's BaseURL) with /models (Tessera) or /organizations with
-// a page size of 1 (Tesseral). A plain-HTTP base is allowed on loopback
-// only, so a key never crosses a network in clear.
-func verifyURL(svc keyprovider.Service, base string) (string, error) {
-	u, err := url.Parse(strings.TrimRight(base, "/"))
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("the verify base URL is not an http(s) URL")
-	}
-	if u.Scheme == "http" {
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "", fmt.Errorf("the verify base URL %s is plain HTTP on a host that is not loopback: use https", u.Redacted())
-		}
-	}
+// or the service's BaseURL, checked by [checkBaseURL]) with /models
+// (Tessera) or /organizations with a page size of 1 (Tesseral).
+func verifyURL(svc keyprovider.Service, base *url.URL) string {
+	u := *base
+	u.Path = strings.TrimRight(u.Path, "/")
 	switch svc.Name {
 	case keyprovider.Tesseral.Name:
 		u.Path += "/organizations"
@@ -56,7 +46,7 @@ func verifyURL(svc keyprovider.Service, base string) (string, error) {
 	default:
 		u.Path += "/models"
 	}
-	return u.String(), nil
+	return u.String()
 }
 
 // verify GETs target with key as the bearer token: 2xx is success, 401
@@ -114,8 +104,8 @@ func (v verifier) once(ctx context.Context, target string, key keyprovider.Key) 
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	return resp.StatusCode, time.Duration(secs) * time.Second, nil
+	wait, _ := retry.After(resp.Header, time.Now())
+	return resp.StatusCode, wait, nil
 }
 
 // newVerifyClient is the HTTP client verify uses: no redirects (the key
