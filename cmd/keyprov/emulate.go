@@ -98,10 +98,7 @@ func checkLoopback(addr string, allowed bool) error {
 	if err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if isLoopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("address %q is not loopback (127.0.0.1, ::1, localhost); pass --allow-non-loopback to listen there", addr)
