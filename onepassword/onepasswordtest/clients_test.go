@@ -35,8 +35,8 @@ func requireNodeSDK(t *testing.T) {
 	}
 }
 
-// The official JavaScript Connect SDK does every read it has against the
-// emulator (test/node-connect/connect.test.js).
+// The official JavaScript Connect SDK does every read it has, and its item
+// update, against the emulator (test/node-connect/connect.test.js).
 func TestConnectJSSDK(t *testing.T) {
 	requireNodeSDK(t)
 	srv := onepasswordtest.NewServer(t, onepasswordtest.WithClock(func() time.Time { return time.Unix(1111111109, 0) }))
@@ -63,6 +63,6 @@ func TestConnectJSSDK(t *testing.T) {
 		"OP_CONNECT_HOST=" + srv.URL, "OP_CONNECT_TOKEN=" + srv.Token, "CONNECT_FIXTURE=" + string(fixture)}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "# pass 6")
+	require.Contains(t, string(out), "# pass 7")
 	require.Contains(t, string(out), "# fail 0")
 }

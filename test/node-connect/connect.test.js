@@ -1,6 +1,7 @@
 // Drives onepasswordtest (or `keyprov emulate --connect`) with the official
-// 1Password Connect JavaScript SDK through every read it has, asserting the
-// answers as Connect gives them. Run by onepasswordtest's TestConnectJSSDK:
+// 1Password Connect JavaScript SDK through every read it has and its item
+// update (PATCH, which the SDK lacks, by fetch), asserting the answers as
+// Connect gives them. Run by onepasswordtest's TestConnectJSSDK:
 // node --test connect.test.js, with OP_CONNECT_HOST, OP_CONNECT_TOKEN and
 // CONNECT_FIXTURE (the IDs and the expected OTP code the Go test seeded).
 "use strict";
@@ -93,4 +94,24 @@ test("faults and rotation from the control path", async () => {
   await control("deny", { vault: fx.staging, denied: true });
   await rejects(op.getVaultById(fx.staging), 403);
   await control("deny", { vault: fx.staging, denied: false });
+});
+
+test("item writes: PUT through the SDK, PATCH as Connect serves it", async () => {
+  const item = await op.getItem(fx.prod, fx.tessera);
+  const stale = item.version;
+  item.fields.find((f) => f.label === "credential").value = "tessera-v2";
+  const put = await op.updateItem(fx.prod, item); // PUT .../items/{id}
+  assert.equal(put.version, stale + 1, "one version up");
+  assert.equal(put.fields.find((f) => f.label === "credential").value, "tessera-v2");
+  assert.equal((await op.getItem(fx.prod, fx.tessera)).fields.find((f) => f.label === "credential").value, "tessera-v2");
+  item.version = stale; // a writer that read before the PUT above
+  await rejects(op.updateItem(fx.prod, item), 409);
+  const patch = await fetch(host + "/v1/vaults/" + fx.prod + "/items/" + fx.tessera, {
+    method: "PATCH",
+    headers: { Authorization: "Bearer " + process.env.OP_CONNECT_TOKEN, "Content-Type": "application/json" },
+    body: JSON.stringify([{ op: "replace", path: "/fields/credential/value", value: "tessera-v3" }]),
+  });
+  assert.equal(patch.status, 200, await patch.clone().text());
+  assert.equal((await patch.json()).version, stale + 2);
+  assert.equal((await op.getItem(fx.prod, fx.tessera)).fields.find((f) => f.label === "credential").value, "tessera-v3");
 });
