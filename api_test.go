@@ -12,7 +12,9 @@ import (
 // maxRootExports bounds the root package's API (issue 12): its types, funcs,
 // methods of exported types, consts and vars. A new name has to displace
 // an old one, or the bound has to be argued up in review.
-const maxRootExports = 80
+// 81: Service.ResolveBaseURL, since the issue asked the library's Service to
+// honour <SERVICE>_BASE_URL (one checked rule, not one per program).
+const maxRootExports = 81
 
 func TestRootAPIStaysSmall(t *testing.T) {
 	fset := token.NewFileSet()

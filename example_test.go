@@ -92,3 +92,27 @@ func ExampleStaticSource() {
 	// Output:
 	// sk-tessera-…d34fbb0fb83f <nil>
 }
+
+func ExampleService_ResolveBaseURL() {
+	// TESSERA_BASE_URL points the service at keyprov proxy, or a stand-in,
+	// without a code change; here through an injected environment.
+	env := map[string]string{"TESSERA_BASE_URL": "http://127.0.0.1:8787/v1"}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+
+	svc, err := keyprovider.Tessera.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+	fmt.Println(svc.BaseURL, svc.Host(), err)
+
+	// Plain HTTP off loopback would send the key in clear: refused.
+	env["TESSERA_BASE_URL"] = "http://10.0.0.7/v1"
+	_, err = keyprovider.Tessera.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+	fmt.Println(err, errors.Is(err, keyprovider.ErrHostNotAllowed))
+
+	// Unset: the service's own.
+	delete(env, "TESSERA_BASE_URL")
+	svc, _ = keyprovider.Tessera.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+	fmt.Println(svc.BaseURL)
+	// Output:
+	// http://127.0.0.1:8787/v1 127.0.0.1:8787 <nil>
+	// keyprovider: TESSERA_BASE_URL: the key goes only over HTTPS, or plain HTTP to a loopback host (got http://10.0.0.7) true
+	// https://api.tesseraai.cloud/v1
+}

@@ -3,7 +3,10 @@ package keyprovider
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
+
+	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Service describes an API whose keys this module handles: where its key is
@@ -20,27 +23,37 @@ type Service struct {
 	// BaseURL is the API's base URL: "https://api.tesseraai.cloud/v1". Its
 	// host ([Service.Host]) is the host to allow a [Transport] built for
 	// the service to send the key to, with [WithAllowedHosts].
+	// [Service.ResolveBaseURL] checks it, or replaces it by BaseURLEnvVar's.
 	BaseURL string
+	// BaseURLEnvVar is the environment variable that overrides BaseURL for a
+	// deployment, as OPENAI_BASE_URL does for the OpenAI SDKs:
+	// "TESSERA_BASE_URL" (a proxy such as keyprov proxy, a stand-in, a
+	// regional endpoint). Only [Service.ResolveBaseURL] reads it. Empty
+	// means BaseURL is never taken from the environment.
+	BaseURLEnvVar string
 }
 
 // The services this module knows out of the box.
 var (
 	// Tesseral is the Tesseral Backend API: keys "tesseral_secret_key_…" in
-	// TESSERAL_API_KEY.
+	// TESSERAL_API_KEY; TESSERAL_BASE_URL overrides its base URL.
 	Tesseral = Service{
-		Name:      "tesseral",
-		EnvVar:    "TESSERAL_API_KEY",
-		KeyPrefix: "tesseral_secret_key_",
-		BaseURL:   "https://api.tesseral.com/v1",
+		Name:          "tesseral",
+		EnvVar:        "TESSERAL_API_KEY",
+		KeyPrefix:     "tesseral_secret_key_",
+		BaseURL:       "https://api.tesseral.com/v1",
+		BaseURLEnvVar: "TESSERAL_BASE_URL",
 	}
 
 	// Tessera is Tessera's OpenAI-compatible embeddings API: keys
-	// "sk-tessera-…" in TESSERA_API_KEY.
+	// "sk-tessera-…" in TESSERA_API_KEY; TESSERA_BASE_URL overrides its
+	// base URL.
 	Tessera = Service{
-		Name:      "tessera",
-		EnvVar:    "TESSERA_API_KEY",
-		KeyPrefix: "sk-tessera-",
-		BaseURL:   "https://api.tesseraai.cloud/v1",
+		Name:          "tessera",
+		EnvVar:        "TESSERA_API_KEY",
+		KeyPrefix:     "sk-tessera-",
+		BaseURL:       "https://api.tesseraai.cloud/v1",
+		BaseURLEnvVar: "TESSERA_BASE_URL",
 	}
 )
 
@@ -148,3 +161,88 @@ func (s Service) Host() string {
 	}
 	return u.Host
 }
+
+// ResolveBaseURL returns s with the base URL its key is to be sent to: the
+// value of the variable BaseURLEnvVar ("TESSERA_BASE_URL") when that is set
+// and not blank (trimmed), else s.BaseURL as it is. The variable is read
+// through [WithLookupEnv] when given, else from the process environment;
+// a Service whose BaseURLEnvVar is empty never reads the environment.
+//
+// The result is checked in every case, so that a key never crosses a
+// network in clear nor goes where the URL does not say: it must be an
+// absolute URL with a host, without credentials (user info), query or
+// fragment, and HTTPS, or plain HTTP to a loopback host only ("localhost",
+// 127.0.0.0/8, ::1), the rule the [Transport] applies to each request. The
+// scheme is lower-cased; the rest is kept as written.
+//
+// An unusable or empty base URL is an error that wraps [ErrHostNotAllowed]
+// (test with [errors.Is]), returned with the zero Service. It names where
+// the URL came from (the variable, or "tessera's base URL" for the field)
+// and is safe to log: it never quotes credentials, a query or a fragment,
+// nor a value that does not parse.
+func (s Service) ResolveBaseURL(opts ...EnvOption) (Service, error) {
+	from, raw := s.Name+"'s base URL", s.BaseURL
+	if s.Name == "" {
+		from = "the service's base URL"
+	}
+	if s.BaseURLEnvVar != "" {
+		lookup := envOptions(opts).LookupEnv
+		if lookup == nil {
+			lookup = os.LookupEnv
+		}
+		if v, ok := lookup(s.BaseURLEnvVar); ok && strings.TrimSpace(v) != "" {
+			from, raw = s.BaseURLEnvVar, strings.TrimSpace(v)
+		}
+	}
+	if raw == "" {
+		reason := "empty: there is nowhere to send the key"
+		if s.BaseURLEnvVar != "" {
+			reason += " (" + s.BaseURLEnvVar + " is not set either)"
+		}
+		return Service{}, &baseURLError{from: from, reason: reason}
+	}
+	u, err := checkBaseURL(raw)
+	if err != nil {
+		err.from = from
+		return Service{}, err
+	}
+	// url.Parse lower-cased u.Scheme, and raw starts with it.
+	s.BaseURL = u.Scheme + raw[len(u.Scheme):]
+	return s, nil
+}
+
+// checkBaseURL parses raw as a base URL a key may be sent to, by the rule
+// of [Service.ResolveBaseURL]; the error's from is left to the caller.
+func checkBaseURL(raw string) (*url.URL, *baseURLError) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "" || u.Opaque != "" || u.Hostname() == "":
+		// Not err's text: a *url.Error quotes the whole value.
+		return nil, &baseURLError{reason: "not an absolute URL with a host"}
+	case u.User != nil:
+		return nil, &baseURLError{reason: "a URL with credentials in it is refused (they are not shown)"}
+	case strings.ContainsAny(raw, "?#"):
+		return nil, &baseURLError{reason: "a base URL takes no query or fragment"}
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	default:
+		return nil, &baseURLError{reason: "the key goes only over HTTPS, or plain HTTP to a loopback host (got " +
+			redact.String(u.Scheme+"://"+u.Host) + ")"}
+	}
+	return u, nil
+}
+
+// baseURLError tells why [Service.ResolveBaseURL] refused a base URL. It
+// wraps [ErrHostNotAllowed] and holds no user info, query or fragment.
+type baseURLError struct {
+	// from names where the URL came from: a variable, or the field.
+	from string
+	// reason says what is wrong, in words safe to log.
+	reason string
+}
+
+// Error implements error.
+func (e *baseURLError) Error() string { return "keyprovider: " + e.from + ": " + e.reason }
+
+// Unwrap returns [ErrHostNotAllowed].
+func (e *baseURLError) Unwrap() error { return ErrHostNotAllowed }

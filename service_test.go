@@ -11,16 +11,16 @@ import (
 
 func TestServicePresets(t *testing.T) {
 	tests := []struct {
-		svc                              keyprovider.Service
-		name, envVar, prefix, base, host string
+		svc                                       keyprovider.Service
+		name, envVar, prefix, base, baseVar, host string
 	}{
-		{keyprovider.Tesseral, "tesseral", "TESSERAL_API_KEY", "tesseral_secret_key_", "https://api.tesseral.com/v1", "api.tesseral.com"},
-		{keyprovider.Tessera, "tessera", "TESSERA_API_KEY", "sk-tessera-", "https://api.tesseraai.cloud/v1", "api.tesseraai.cloud"},
+		{keyprovider.Tesseral, "tesseral", "TESSERAL_API_KEY", "tesseral_secret_key_", "https://api.tesseral.com/v1", "TESSERAL_BASE_URL", "api.tesseral.com"},
+		{keyprovider.Tessera, "tessera", "TESSERA_API_KEY", "sk-tessera-", "https://api.tesseraai.cloud/v1", "TESSERA_BASE_URL", "api.tesseraai.cloud"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.svc
-			want := keyprovider.Service{Name: tc.name, EnvVar: tc.envVar, KeyPrefix: tc.prefix, BaseURL: tc.base}
+			want := keyprovider.Service{Name: tc.name, EnvVar: tc.envVar, KeyPrefix: tc.prefix, BaseURL: tc.base, BaseURLEnvVar: tc.baseVar}
 			if got != want {
 				t.Errorf("preset = %+v, want %+v", got, want)
 			}
@@ -216,3 +216,126 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+func TestServiceResolveBaseURL(t *testing.T) {
+	const field = "https://api.tesseraai.cloud/v1"
+	tests := []struct {
+		name string
+		// env is TESSERA_BASE_URL's value; unset when nil.
+		env *string
+		// base is the Service's BaseURL.
+		base string
+		// want is the resolved BaseURL, "" when an error is wanted.
+		want string
+		// msg is a fragment of the error's words.
+		msg string
+	}{
+		{name: "variable unset: the field", base: field, want: field},
+		{name: "variable blank: the field", env: ptr(" \t\n"), base: field, want: field},
+		{name: "variable set: the variable", env: ptr("https://proxy.internal.example/v1"), base: field, want: "https://proxy.internal.example/v1"},
+		{name: "variable trimmed", env: ptr("  https://proxy.example/v1\n"), base: field, want: "https://proxy.example/v1"},
+		{name: "scheme lower-cased", env: ptr("HTTPS://Proxy.Example/V1"), base: field, want: "https://Proxy.Example/V1"},
+		{name: "loopback IPv4 with port", env: ptr("http://127.0.0.1:8787/v1"), want: "http://127.0.0.1:8787/v1"},
+		{name: "loopback 127/8", env: ptr("http://127.1.2.3/v1"), want: "http://127.1.2.3/v1"},
+		{name: "localhost", env: ptr("http://localhost/v1"), want: "http://localhost/v1"},
+		{name: "loopback IPv6", env: ptr("http://[::1]:9/v1"), want: "http://[::1]:9/v1"},
+		{name: "http to a public host", env: ptr("http://api.example.com/v1"), base: field, msg: "TESSERA_BASE_URL: the key goes only over HTTPS, or plain HTTP to a loopback host (got http://api.example.com)"},
+		{name: "http to a LAN address", env: ptr("http://10.0.0.1/v1"), msg: "only over HTTPS"},
+		{name: "http to a name that merely says localhost", env: ptr("http://localhost.example.com/v1"), msg: "only over HTTPS"},
+		{name: "another scheme", env: ptr("ftp://api.example.com/v1"), msg: "got ftp://api.example.com"},
+		{name: "credentials", env: ptr("https://admin:hunter2secret@api.example.com/v1"), msg: "credentials"},
+		{name: "a user alone", env: ptr("https://admin@api.example.com/v1"), msg: "credentials"},
+		{name: "query", env: ptr("https://api.example.com/v1?token=abc"), msg: "no query or fragment"},
+		{name: "empty query", env: ptr("https://api.example.com/v1?"), msg: "no query or fragment"},
+		{name: "fragment", env: ptr("https://api.example.com/v1#s3cr3tfrag"), msg: "no query or fragment"},
+		{name: "relative", env: ptr("api.example.com/v1"), msg: "not an absolute URL"},
+		{name: "opaque", env: ptr("https:api.example.com"), msg: "not an absolute URL"},
+		{name: "no host", env: ptr("https://:443/v1"), msg: "not an absolute URL"},
+		{name: "garbage", env: ptr("::not a url::"), msg: "not an absolute URL"},
+		{name: "a key pasted in", env: ptr("sk-tessera-Tj7mZJ8X2qKmRnGYpA4LbZqW8c3hN1JrV5fH9pK0"), msg: "TESSERA_BASE_URL: not an absolute URL"},
+		{name: "bad field", base: "http://api.example.com/v1", msg: "tessera's base URL: the key goes only over HTTPS"},
+		{name: "nothing at all", msg: "tessera's base URL: empty: there is nowhere to send the key (TESSERA_BASE_URL is not set either)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			if tc.env != nil {
+				env["TESSERA_BASE_URL"] = *tc.env
+			}
+			svc := keyprovider.Tessera
+			svc.BaseURL = tc.base
+			got, err := svc.ResolveBaseURL(keyprovider.WithLookupEnv(mapEnv(env)))
+			if tc.want != "" {
+				if err != nil {
+					t.Fatalf("ResolveBaseURL: %v", err)
+				}
+				want := svc
+				want.BaseURL = tc.want
+				if got != want {
+					t.Errorf("ResolveBaseURL = %+v, want %+v", got, want)
+				}
+				return
+			}
+			if !errors.Is(err, keyprovider.ErrHostNotAllowed) {
+				t.Fatalf("ResolveBaseURL error = %v, want one wrapping ErrHostNotAllowed", err)
+			}
+			if got != (keyprovider.Service{}) {
+				t.Errorf("ResolveBaseURL returned %+v with its error, want the zero Service", got)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q lacks %q", err, tc.msg)
+			}
+			// Nothing of a refused value is quoted but its scheme and host.
+			for _, secret := range []string{"admin", "hunter2secret", "token=abc", "s3cr3tfrag", "not a url", "Tj7mZJ8X2qKmRnGYpA4L", "/v1"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q quotes %q", err, secret)
+				}
+			}
+		})
+	}
+}
+
+func TestServiceResolveBaseURLEnvironment(t *testing.T) {
+	t.Run("no variable: the environment is not read", func(t *testing.T) {
+		t.Setenv("TESSERA_BASE_URL", "http://api.example.com/v1")
+		svc := keyprovider.Tessera
+		svc.BaseURLEnvVar = ""
+		lookup := func(name string) (string, bool) {
+			t.Errorf("the environment was read (%s)", name)
+			return "", false
+		}
+		got, err := svc.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+		if err != nil || got.BaseURL != keyprovider.Tessera.BaseURL {
+			t.Errorf("ResolveBaseURL = %q, %v; want the field", got.BaseURL, err)
+		}
+		if _, err := svc.ResolveBaseURL(); err != nil {
+			t.Errorf("ResolveBaseURL without a lookup read the process environment: %v", err)
+		}
+	})
+	t.Run("no lookup: the process environment", func(t *testing.T) {
+		t.Setenv("TESSERAL_BASE_URL", "http://127.0.0.1:9/v1")
+		got, err := keyprovider.Tesseral.ResolveBaseURL()
+		if err != nil || got.BaseURL != "http://127.0.0.1:9/v1" {
+			t.Errorf("ResolveBaseURL() = %q, %v; want TESSERAL_BASE_URL's", got.BaseURL, err)
+		}
+		got, err = keyprovider.Tesseral.ResolveBaseURL(keyprovider.WithLookupEnv(nil))
+		if err != nil || got.BaseURL != "http://127.0.0.1:9/v1" {
+			t.Errorf("ResolveBaseURL(WithLookupEnv(nil)) = %q, %v; want TESSERAL_BASE_URL's", got.BaseURL, err)
+		}
+	})
+	t.Run("an injected lookup replaces the process environment", func(t *testing.T) {
+		t.Setenv("TESSERAL_BASE_URL", "http://127.0.0.1:9/v1")
+		got, err := keyprovider.Tesseral.ResolveBaseURL(keyprovider.WithLookupEnv(mapEnv(nil)))
+		if err != nil || got.BaseURL != keyprovider.Tesseral.BaseURL {
+			t.Errorf("ResolveBaseURL = %q, %v; want the field", got.BaseURL, err)
+		}
+	})
+	t.Run("the zero Service", func(t *testing.T) {
+		_, err := keyprovider.Service{}.ResolveBaseURL()
+		if !errors.Is(err, keyprovider.ErrHostNotAllowed) || !strings.Contains(err.Error(), "the service's base URL: empty") {
+			t.Errorf("zero Service: %v", err)
+		}
+	})
+}
+
+func ptr(s string) *string { return &s }

@@ -34,7 +34,7 @@ type verifier struct {
 }
 
 // verifyURL is the URL verify GETs: base (--verify-url, <SERVICE>_BASE_URL
-// or the service's BaseURL, checked by [checkBaseURL]) with /models
+// or the service's BaseURL, checked by [serviceBaseURL]) with /models
 // (Tessera) or /organizations with a page size of 1 (Tesseral).
 func verifyURL(svc keyprovider.Service, base *url.URL) string {
 	u := *base

@@ -6,6 +6,7 @@
 //
 //	TESSERA_API_KEY=sk-tessera-... go run .
 //	go run . -base-url http://127.0.0.1:PORT/v1    # the stand-in of ../standin
+//	TESSERA_BASE_URL=http://127.0.0.1:8787/v1 go run .    # keyprov proxy, or a stand-in
 //
 // It is a module of its own, so that openai-go never enters the library's
 // dependencies.
@@ -38,13 +39,22 @@ func main() {
 
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	fs := flag.NewFlagSet("tessera-openai", flag.ContinueOnError)
-	baseURL := fs.String("base-url", keyprovider.Tessera.BaseURL, "the Tessera API's base URL")
+	baseURL := fs.String("base-url", "", "the Tessera API's base URL; default: TESSERA_BASE_URL, else the service's")
 	input := fs.String("input", "Hello", "the text to embed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	svc := keyprovider.Tessera
-	svc.BaseURL = *baseURL
+	if *baseURL != "" {
+		svc.BaseURL, svc.BaseURLEnvVar = *baseURL, "" // the flag wins over TESSERA_BASE_URL
+	}
+	// Without the flag, TESSERA_BASE_URL points the example at keyprov proxy or
+	// a stand-in with no code change. Either way the URL is checked (HTTPS,
+	// or plain HTTP to loopback) and the key is sent to its host only.
+	svc, err := svc.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+	if err != nil {
+		return err
+	}
 
 	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {

@@ -5,6 +5,7 @@
 //
 //	TESSERAL_API_KEY=tesseral_secret_key_... go run ./examples/tesseral-orgs
 //	go run ./examples/tesseral-orgs -base-url http://127.0.0.1:PORT/v1   # go run ./examples/standin
+//	TESSERAL_BASE_URL=http://127.0.0.1:PORT/v1 go run ./examples/tesseral-orgs
 package main
 
 import (
@@ -33,12 +34,21 @@ func main() {
 
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	fs := flag.NewFlagSet("tesseral-orgs", flag.ContinueOnError)
-	baseURL := fs.String("base-url", keyprovider.Tesseral.BaseURL, "the Tesseral Backend API's base URL")
+	baseURL := fs.String("base-url", "", "the Tesseral Backend API's base URL; default: TESSERAL_BASE_URL, else the service's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	svc := keyprovider.Tesseral
-	svc.BaseURL = *baseURL // the key is sent to this host only
+	if *baseURL != "" {
+		svc.BaseURL, svc.BaseURLEnvVar = *baseURL, "" // the flag wins over TESSERAL_BASE_URL
+	}
+	// Without the flag, TESSERAL_BASE_URL points the example at keyprov proxy or
+	// a stand-in with no code change. Either way the URL is checked (HTTPS,
+	// or plain HTTP to loopback) and the key is sent to its host only.
+	svc, err := svc.ResolveBaseURL(keyprovider.WithLookupEnv(lookup))
+	if err != nil {
+		return err
+	}
 
 	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {

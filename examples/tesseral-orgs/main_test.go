@@ -48,3 +48,26 @@ func TestADeniedKeyIsErrPermission(t *testing.T) {
 	assert.Equal(t, 1, api.Stats().Denied)
 	assert.False(t, strings.Contains(err.Error(), key), "the error shows the key") // a testify diff would print it
 }
+
+// TestBaseURLFromTheEnvironment: without -base-url, TESSERAL_BASE_URL points
+// the example at the stand-in (as it would at keyprov proxy); the flag wins
+// over it, and a URL that would send the key in clear is refused before
+// any request.
+func TestBaseURLFromTheEnvironment(t *testing.T) {
+	key := standin.NewKey(keyprovider.Tesseral)
+	api := standin.New(t, standin.WithKeys(key))
+	env := map[string]string{"TESSERAL_API_KEY": key, "TESSERAL_BASE_URL": api.BaseURL()}
+	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), nil, lookup, &out))
+	assert.Contains(t, out.String(), standin.DefaultOrganizations[0].ID)
+	assert.Equal(t, 1, api.Stats().Requests)
+
+	env["TESSERAL_BASE_URL"] = "http://api.example.com/v1"
+	err := run(context.Background(), nil, lookup, &out)
+	require.ErrorIs(t, err, keyprovider.ErrHostNotAllowed)
+	assert.Contains(t, err.Error(), "TESSERAL_BASE_URL")
+	require.NoError(t, run(context.Background(), []string{"-base-url", api.BaseURL()}, lookup, &out), "the flag wins")
+	assert.Equal(t, 2, api.Stats().Requests)
+}
