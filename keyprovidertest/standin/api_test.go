@@ -358,6 +358,10 @@ func TestListensOnLoopbackAndCloses(t *testing.T) {
 	if svc.BaseURL != s.BaseURL() || svc.EnvVar != keyprovider.Tessera.EnvVar || svc.KeyPrefix != keyprovider.Tessera.KeyPrefix {
 		t.Errorf("Service = %+v, want Tessera with the stand-in's BaseURL", svc)
 	}
+	t.Setenv(keyprovider.Tessera.BaseURLEnvVar, "https://elsewhere.example/v1")
+	if got, err := svc.ResolveBaseURL(); err != nil || got.BaseURL != s.BaseURL() {
+		t.Errorf("ResolveBaseURL with TESSERA_BASE_URL set elsewhere = %q, %v; want the stand-in's %s", got.BaseURL, err, s.BaseURL())
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close = %v", err)
 	}

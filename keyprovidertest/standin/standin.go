@@ -203,9 +203,11 @@ func (s *Server) BaseURL() string { return s.srv.URL + "/v1" }
 
 // Service returns svc with its BaseURL pointed at the stand-in, so that a
 // client built for the returned Service sends its key to the stand-in and
-// nowhere else.
+// nowhere else. Its BaseURLEnvVar is cleared: a TESSERA_BASE_URL in the
+// test's environment cannot send [keyprovider.Service.ResolveBaseURL]
+// elsewhere.
 func (s *Server) Service(svc keyprovider.Service) keyprovider.Service {
-	svc.BaseURL = s.BaseURL()
+	svc.BaseURL, svc.BaseURLEnvVar = s.BaseURL(), ""
 	return svc
 }
 
