@@ -132,12 +132,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	// The backends whose references keyprov resolves.
-	_ "github.com/keyprovider/keyprovider/awssm"
-	_ "github.com/keyprovider/keyprovider/onepassword"
-	_ "github.com/keyprovider/keyprovider/vault"
 )
+
+// The backends whose references keyprov resolves are linked in by
+// backend_awssm.go, backend_onepassword.go and backend_vault.go, each left
+// out by its build tag (keyprov_no_awssm, keyprov_no_onepassword,
+// keyprov_no_vault); see backends.go.
 
 // Exit statuses.
 const (
