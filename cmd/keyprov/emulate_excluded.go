@@ -24,7 +24,7 @@ func runEmulate(_ context.Context, _ []string, _ lookupFunc, _, stderr io.Writer
 		}
 	}
 	slices.Sort(tags)
-	fmt.Fprintf(stderr, "keyprov emulate: not in this keyprov, built with -tags %s: the emulators need the awssm and onepassword backends; use a keyprov built without that tag\n",
+	fmt.Fprintf(stderr, "keyprov emulate: not in this keyprov, built with -tags %s: the emulators link the awssm and onepassword backends; use a keyprov built with both\n",
 		strings.Join(tags, ","))
 	return exitUsage
 }
