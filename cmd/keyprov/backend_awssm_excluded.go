@@ -4,7 +4,7 @@ package main
 
 import "github.com/keyprovider/keyprovider"
 
-func init() { excludeBackend("awssm", "keyprov_no_awssm") }
+func init() { excludedBackends["awssm"] = "keyprov_no_awssm" }
 
 // awssmRequestToken stands in for the awssm package's RequestToken in a
 // keyprov built without awssm. It is never called: rotate plans an awssm

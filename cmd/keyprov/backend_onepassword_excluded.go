@@ -2,4 +2,4 @@
 
 package main
 
-func init() { excludeBackend("op", "keyprov_no_onepassword") }
+func init() { excludedBackends["op"] = "keyprov_no_onepassword" }

@@ -2,4 +2,4 @@
 
 package main
 
-func init() { excludeBackend("vault", "keyprov_no_vault") }
+func init() { excludedBackends["vault"] = "keyprov_no_vault" }

@@ -11,11 +11,9 @@ import (
 
 // excludedBackends maps the scheme of each backend this keyprov was built
 // without to the build tag that left it out ("vault" → "keyprov_no_vault").
-// The backend_*_excluded.go files fill it; in a default build it is empty.
+// The init of each backend_*_excluded.go file adds its own; in a default
+// build it is empty.
 var excludedBackends = map[string]string{}
-
-// excludeBackend records that this build lacks the backend of scheme.
-func excludeBackend(scheme, tag string) { excludedBackends[scheme] = tag }
 
 // withBuildHint returns err, telling the operator the keyprov build lacks
 // the backend when err is the [keyprovider.ErrSchemeNotLinked] of a scheme
