@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,22 +47,37 @@ func keyprovBin(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "keyprov")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		buildErr = buildKeyprov(ctx, binPath)
 	})
 	require.NoError(t, buildErr)
 	return binPath
+}
+
+// buildKeyprov builds the keyprov of this directory into out, with the
+// build tags given.
+func buildKeyprov(ctx context.Context, out string, tags ...string) error {
+	b, err := exec.CommandContext(ctx, "go", "build", "-tags", strings.Join(tags, ","), "-o", out, ".").CombinedOutput()
+	if err != nil {
+		return &buildError{err, b}
+	}
+	return nil
 }
 
 // exec runs the binary with exactly env as its environment (plus PATH and
 // HOME, which the AWS SDK's config loader consults), and returns what it did.
 func execKeyprov(t *testing.T, env map[string]string, args ...string) runResult {
 	t.Helper()
+	return execBin(t, keyprovBin(t), env, args...)
+}
+
+// execBin is execKeyprov for the keyprov binary at bin.
+func execBin(t *testing.T, bin string, env map[string]string, args ...string) runResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, keyprovBin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -1,3 +1,5 @@
+//go:build !keyprov_no_awssm && !keyprov_no_onepassword
+
 package main
 
 import (

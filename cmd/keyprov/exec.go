@@ -280,19 +280,20 @@ func environFrom(env lookupFunc) []string {
 }
 
 // defaultResolver is the default [keyprovider.Resolver], the one the
-// backends register into, through the package's functions.
+// backends register into, through the package's functions (with the
+// hint of [withBuildHint]).
 type defaultResolver struct{}
 
 func (defaultResolver) FromEnv(ctx context.Context, svc keyprovider.Service, opts ...keyprovider.EnvOption) (*keyprovider.EnvProvider, error) {
-	return keyprovider.FromEnv(ctx, svc, opts...)
+	return fromEnv(ctx, svc, opts...)
 }
 
 func (defaultResolver) Open(ctx context.Context, ref string, svc keyprovider.Service, opts ...keyprovider.EnvOption) (keyprovider.Provider, error) {
-	return keyprovider.Open(ctx, ref, svc, opts...)
+	return openRef(ctx, ref, svc, opts...)
 }
 
-func (defaultResolver) Parse(s string) (keyprovider.Ref, error) { return keyprovider.ParseRef(s) }
-func (defaultResolver) Schemes() []string                       { return keyprovider.Schemes() }
+func (defaultResolver) Parse(s string) (keyprovider.Ref, error) { return parseRef(s) }
+func (defaultResolver) Schemes() []string                       { return keyprovSchemes() }
 
 // randFloat is the splay's draw.
 func randFloat() float64 { return rand.Float64() }

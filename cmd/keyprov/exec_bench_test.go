@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,10 +60,9 @@ func keyprovBinB(b *testing.B) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "keyprov")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{err, out}
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		buildErr = buildKeyprov(ctx, binPath)
 	})
 	if buildErr != nil {
 		b.Fatal(buildErr)

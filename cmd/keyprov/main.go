@@ -113,6 +113,15 @@
 // malformed seed, a refused address or a port in use end it with an error
 // before anything is served.
 //
+// # Smaller builds
+//
+// Built with -tags keyprov_no_awssm, keyprov_no_onepassword or
+// keyprov_no_vault (any of them), keyprov leaves that backend and its SDK
+// out, for a smaller sidecar; make keyprov BACKENDS="vault" in the
+// repository builds it with only the backends named. A reference to a
+// backend left out fails with an error saying how keyprov was built.
+// emulate is only in builds with both awssm and onepassword.
+//
 // # Exit status
 //
 // 0 on success, 1 when a key failed to resolve (check, get) or the watch
@@ -132,12 +141,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	// The backends whose references keyprov resolves.
-	_ "github.com/keyprovider/keyprovider/awssm"
-	_ "github.com/keyprovider/keyprovider/onepassword"
-	_ "github.com/keyprovider/keyprovider/vault"
 )
+
+// The backends whose references keyprov resolves are linked in by
+// backend_awssm.go, backend_onepassword.go and backend_vault.go, each left
+// out by its build tag (keyprov_no_awssm, keyprov_no_onepassword,
+// keyprov_no_vault); see backends.go.
 
 // Exit statuses.
 const (

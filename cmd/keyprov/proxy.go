@@ -252,7 +252,7 @@ func proxyEnvironment(files []string, process lookupFunc, inherit bool) (lookupF
 // first fetch done (a proxy that cannot get a key at start-up says so at
 // once; a later outage is served from the last good key until MaxStale).
 func proxySource(ctx context.Context, svc keyprovider.Service, lookup lookupFunc, refresh time.Duration, log *slog.Logger, token string, m *promMetrics) (*rotate.Source, error) {
-	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
+	p, err := fromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ type resolved struct {
 // key comes from is reported even when fetching it fails.
 func resolve(ctx context.Context, svc keyprovider.Service, e environment) (resolved, error) {
 	var res resolved
-	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(e.inject))
+	p, err := fromEnv(ctx, svc, keyprovider.WithLookupEnv(e.inject))
 	if err != nil {
 		res.variable = variableOf(err)
 		return res, err

@@ -91,7 +91,7 @@ func (r *rotationRun) fail(step string, err error, msg string) error {
 func (r *rotationRun) resolve(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.c.timeout)
 	defer cancel()
-	p, err := keyprovider.FromEnv(ctx, r.svc, keyprovider.WithLookupEnv(r.e.inject))
+	p, err := fromEnv(ctx, r.svc, keyprovider.WithLookupEnv(r.e.inject))
 	if err != nil {
 		return r.fail("resolve", err, "")
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/keyprovider/keyprovider"
-	"github.com/keyprovider/keyprovider/awssm"
 	"github.com/keyprovider/keyprovider/rotation"
 )
 
@@ -34,7 +33,7 @@ func (r *rotationRun) openWriter(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.c.timeout)
 	defer cancel()
-	p, err := keyprovider.Open(ctx, ref.String(), r.svc, keyprovider.WithLookupEnv(r.e.inject))
+	p, err := openRef(ctx, ref.String(), r.svc, keyprovider.WithLookupEnv(r.e.inject))
 	if err != nil {
 		return r.fail("stage", err, "opening "+r.source)
 	}
@@ -169,9 +168,4 @@ func (r *rotationRun) abandon(ctx context.Context, st rotation.Staged, cause err
 	}
 	r.log.log(stepEvent{Step: "abandon", Status: statusOK, Message: "the old key is current; " + left})
 	return cause
-}
-
-// awssmRequestToken is the token awssm's Stage sends, for the plan.
-func awssmRequestToken(next keyprovider.Key, currentVersion string) string {
-	return awssm.RequestToken(next, currentVersion)
 }

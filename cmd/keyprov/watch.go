@@ -29,7 +29,7 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	if code >= 0 {
 		return code
 	}
-	p, err := keyprovider.FromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
+	p, err := fromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov watch: %s\n", redact.String(err.Error()))
 		return exitFail

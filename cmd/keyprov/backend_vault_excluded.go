@@ -1,0 +1,5 @@
+//go:build keyprov_no_vault
+
+package main
+
+func init() { excludedBackends["vault"] = "keyprov_no_vault" }
