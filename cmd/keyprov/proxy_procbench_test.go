@@ -51,7 +51,8 @@ func init() {
 // turns (64 clients, 1 s each) and reports the median of the rounds'
 // ratios, the median latencies, and the CPU time each process spent per
 // request (from /proc), which is what bounds throughput when the processes
-// share cores. Run with KEYPROVIDER_PROXY_BENCH=1.
+// share cores; then the median latency keyprov adds with one client. Run
+// with KEYPROVIDER_PROXY_BENCH=1.
 func TestProxyThroughputProcesses(t *testing.T) {
 	if os.Getenv("KEYPROVIDER_PROXY_BENCH") != "1" {
 		t.Skip("a measurement, not a test: set KEYPROVIDER_PROXY_BENCH=1")
@@ -117,6 +118,17 @@ func TestProxyThroughputProcesses(t *testing.T) {
 			}
 			t.Logf("%s: keyprov throughput, median of 5 rounds: %.0f%% of httputil.ReverseProxy, %.0f%% of direct (rounds: %s)",
 				pl.name, 100*median(vsRP), 100*median(vsDirect), percents(vsDirect))
+
+			// Latency with one client: what each hop adds to a request.
+			var addedRP, addedKP []time.Duration
+			for range 5 {
+				direct := runLoad(t, pl.app, targets[0].url, targets[0].auth, 1, time.Second)
+				reverse := runLoad(t, pl.app, targets[1].url, targets[1].auth, 1, time.Second)
+				proxied := runLoad(t, pl.app, targets[2].url, targets[2].auth, 1, time.Second)
+				addedRP, addedKP = append(addedRP, reverse.P50-direct.P50), append(addedKP, proxied.P50-direct.P50)
+			}
+			t.Logf("%s: one client: added to the median latency (median of 5 rounds): httputil.ReverseProxy %s, keyprov %s (rounds: %v)",
+				pl.name, median(addedRP), median(addedKP), addedKP)
 		})
 	}
 }
