@@ -60,6 +60,9 @@ func TestProxyThroughputProcesses(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads CPU time from /proc")
 	}
+	if raceEnabled {
+		t.Skip("the load generator, upstream and ReverseProxy are this test binary: run without -race")
+	}
 	bin := keyprovBin(t)
 	placements := []struct {
 		name       string
@@ -199,7 +202,7 @@ func pinned(cpus string, argv ...string) []string {
 // end of the test.
 func startRole(t *testing.T, cpus, role string, env map[string]string) *benchProc {
 	t.Helper()
-	argv := pinned(cpus, os.Args[0], "-test.run=^$")
+	argv := pinned(cpus, testBinary(t), "-test.run=^$")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), benchRoleVar+"="+role)
 	for k, v := range env {
@@ -210,10 +213,20 @@ func startRole(t *testing.T, cpus, role string, env map[string]string) *benchPro
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	stop := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() }) // a role that hangs before its address
 	line, err := bufio.NewReader(out).ReadString('\n')
+	stop.Stop()
 	require.NoError(t, err, "%s printed no address", role)
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return &benchProc{pid: cmd.Process.Pid, addr: strings.TrimSpace(line)}
+}
+
+// testBinary is the path of this test binary, to re-execute as a role.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	return exe
 }
 
 // startKeyprovProxy starts the keyprov binary as a proxy to upstream with
@@ -253,7 +266,7 @@ func runLoad(t *testing.T, cpus, url, auth string, conc int, d time.Duration) lo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	argv := pinned(cpus, os.Args[0], "-test.run=^$")
+	argv := pinned(cpus, testBinary(t), "-test.run=^$")
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), benchRoleVar+"=load", "BENCH_URL="+url, "BENCH_AUTH="+auth,
 		"BENCH_CONC="+strconv.Itoa(conc), "BENCH_DURATION="+d.String())
