@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/keyprovider/keyprovider/internal/redact"
 )
 
 // Service describes an API whose keys this module handles: where its key is
@@ -172,8 +170,9 @@ func (s Service) Host() string {
 // network in clear nor goes where the URL does not say: it must be an
 // absolute URL with a host, without credentials (user info), query or
 // fragment, and HTTPS, or plain HTTP to a loopback host only ("localhost",
-// 127.0.0.0/8, ::1), the rule the [Transport] applies to each request. The
-// scheme is lower-cased; the rest is kept as written.
+// 127.0.0.0/8, ::1), by the loopback rule the [Transport] applies to each
+// request's scheme and host. The scheme is lower-cased; the rest is kept
+// as written.
 //
 // An unusable or empty base URL is an error that wraps [ErrHostNotAllowed]
 // (test with [errors.Is]), returned with the zero Service. It names where
@@ -227,7 +226,7 @@ func checkBaseURL(raw string) (*url.URL, *baseURLError) {
 	case u.Scheme == "http" && isLoopback(u.Hostname()):
 	default:
 		return nil, &baseURLError{reason: "the key goes only over HTTPS, or plain HTTP to a loopback host (got " +
-			redact.String(u.Scheme+"://"+u.Host) + ")"}
+			scrub(u.Scheme+"://"+u.Host) + ")"}
 	}
 	return u, nil
 }

@@ -253,6 +253,7 @@ func TestServiceResolveBaseURL(t *testing.T) {
 		{name: "no host", env: ptr("https://:443/v1"), msg: "not an absolute URL"},
 		{name: "garbage", env: ptr("::not a url::"), msg: "not an absolute URL"},
 		{name: "a key pasted in", env: ptr("sk-tessera-Tj7mZJ8X2qKmRnGYpA4LbZqW8c3hN1JrV5fH9pK0"), msg: "TESSERA_BASE_URL: not an absolute URL"},
+		{name: "a token as the host", env: ptr("ftp://ghp_Tj7mZJ8X2qKmRnGYpA4LbZqW8c3hN1JrV5fH/x"), msg: "got ftp://"},
 		{name: "bad field", base: "http://api.example.com/v1", msg: "tessera's base URL: the key goes only over HTTPS"},
 		{name: "nothing at all", msg: "tessera's base URL: empty: there is nowhere to send the key (TESSERA_BASE_URL is not set either)"},
 	}
