@@ -17,7 +17,10 @@ lint: ## gofmt, go vet and staticcheck over every module
 # tag (README.md, "Smaller builds").
 ALL_BACKENDS := awssm onepassword vault
 BACKENDS ?= $(ALL_BACKENDS)
-KEYPROV_TAGS = $(strip $(foreach b,$(ALL_BACKENDS),$(if $(filter $(b),$(BACKENDS)),,keyprov_no_$(b))))
+comma := ,
+empty :=
+space := $(empty) $(empty)
+KEYPROV_TAGS = $(subst $(space),$(comma),$(strip $(foreach b,$(ALL_BACKENDS),$(if $(filter $(b),$(BACKENDS)),,keyprov_no_$(b)))))
 
 keyprov: ## build cmd/keyprov/keyprov with only the BACKENDS named (default: all)
 	$(if $(filter-out $(ALL_BACKENDS),$(BACKENDS)),$(error BACKENDS: unknown $(filter-out $(ALL_BACKENDS),$(BACKENDS)); choose among $(ALL_BACKENDS)))

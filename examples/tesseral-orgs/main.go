@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/keyprovider/keyprovider"
@@ -39,8 +40,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	svc := keyprovider.Tesseral
-	if *baseURL != "" {
-		svc.BaseURL, svc.BaseURLEnvVar = *baseURL, "" // the flag wins over TESSERAL_BASE_URL
+	if u := strings.TrimSpace(*baseURL); u != "" {
+		svc.BaseURL, svc.BaseURLEnvVar = u, "" // the flag wins over TESSERAL_BASE_URL
 	}
 	// Without the flag, TESSERAL_BASE_URL points the example at keyprov proxy or
 	// a stand-in with no code change. Either way the URL is checked (HTTPS,
