@@ -208,15 +208,24 @@ func startRole(t *testing.T, cpus, role string, env map[string]string) *benchPro
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Stderr = os.Stderr
+	return startPrintingAddr(t, cmd, role)
+}
+
+// startPrintingAddr starts cmd, a server that prints its address on its
+// first line of output, and returns it with that address. The process is
+// killed and reaped at the end of the test, or at once if it prints
+// nothing within 30 s.
+func startPrintingAddr(t *testing.T, cmd *exec.Cmd, name string) *benchProc {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	stop := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() }) // a role that hangs before its address
+	stop := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	stop.Stop()
-	require.NoError(t, err, "%s printed no address", role)
+	require.NoError(t, err, "%s printed no address", name)
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return &benchProc{pid: cmd.Process.Pid, addr: strings.TrimSpace(line)}
 }

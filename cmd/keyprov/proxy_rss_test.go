@@ -95,13 +95,7 @@ func startBareProxy(ctx context.Context, t *testing.T, upstream, key string) *be
 	require.NoError(t, err, "go build ./testdata/bareproxy: %s", out)
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = []string{"BAREPROXY_UPSTREAM=" + upstream, "BAREPROXY_KEY=" + key}
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "bareproxy printed no address")
-	return &benchProc{pid: cmd.Process.Pid, addr: strings.TrimSpace(line)}
+	return startPrintingAddr(t, cmd, "bareproxy")
 }
 
 // openIdleConns opens n connections to addr, each after one request with
