@@ -16,9 +16,10 @@
 //     convention of Docker and Kubernetes secrets. The path is trimmed of
 //     surrounding white space; a relative one is relative to the working
 //     directory.
-//   - a variable set to the empty string, or to white space, counts as
-//     unset (Compose and Kubernetes manifests often pass "NAME=" through):
-//     NAME="" alone is [keyprovider.ErrNotFound], as if it were not set.
+//   - a variable set to the empty string, or to white space, yields to the
+//     other one (Compose and Kubernetes manifests often pass "NAME=" through):
+//     NAME="" alone is [keyprovider.ErrInvalidKey], since something is
+//     configured and it is not a key.
 //   - both set (to something other than white space): a configuration error
 //     naming both, wrapping [keyprovider.ErrInvalidKey] and a
 //     [*ConflictError].
