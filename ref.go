@@ -158,8 +158,8 @@ func scrub(s string) string {
 // scrubError returns err with its text passed through scrub, keeping
 // errors.Is and errors.As working through the chain.
 func scrubError(err error) error {
-	if msg := err.Error(); scrub(msg) != msg {
-		return &scrubbed{msg: scrub(msg), err: err}
+	if msg, clean := err.Error(), scrub(err.Error()); clean != msg {
+		return &scrubbed{msg: clean, err: err}
 	}
 	return err
 }
