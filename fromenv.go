@@ -145,14 +145,15 @@ func (r *Resolver) FromEnv(ctx context.Context, svc Service, opts ...EnvOption) 
 	}
 	if src.Ref.Scheme == "" {
 		name, lookup := src.Var, o.LookupEnv
-		if _, err := readVar(lookup, name, svc); err != nil {
+		ref := safeRef(name)
+		if _, err := readVar(lookup, name, ref, svc); err != nil {
 			return nil, err
 		}
 		return &EnvProvider{src: src, p: ProviderFunc(func(ctx context.Context) (Key, error) {
 			if err := ctx.Err(); err != nil {
 				return Key{}, &Error{Provider: envProviderName, Ref: name, Err: err}
 			}
-			k, err := readVar(lookup, name, svc)
+			k, err := readVar(lookup, name, ref, svc)
 			if e := (*Error)(nil); errors.As(err, &e) && errors.Is(err, envread.ErrReference) {
 				e.Err = errChangedToRef
 			}
@@ -233,11 +234,12 @@ var envScheme = Scheme{
 	},
 	Open: func(_ context.Context, req OpenRequest) (Provider, error) {
 		name, svc, lookup := req.Ref.Path, req.Service, req.LookupEnv
+		ref := safeRef(name)
 		return ProviderFunc(func(ctx context.Context) (Key, error) {
 			if err := ctx.Err(); err != nil {
-				return Key{}, &Error{Provider: envProviderName, Ref: safeRef(name), Err: err}
+				return Key{}, &Error{Provider: envProviderName, Ref: ref, Err: err}
 			}
-			return readVar(lookup, name, svc)
+			return readVar(lookup, name, ref, svc)
 		}), nil
 	},
 }
@@ -257,7 +259,7 @@ var fileScheme = Scheme{
 		return nil
 	},
 	Open: func(_ context.Context, req OpenRequest) (Provider, error) {
-		return fileProvider{path: req.Ref.Path, svc: req.Service}, nil
+		return fileProvider{path: req.Ref.Path, ref: safeRef(req.Ref.Path), svc: req.Service}, nil
 	},
 }
 
@@ -265,34 +267,36 @@ var fileScheme = Scheme{
 // watches it for package rotate (its Watch is rotate.Watcher's).
 type fileProvider struct {
 	path string
+	ref  string // path as errors show it, scrubbed once
 	svc  Service
 }
 
 func (p fileProvider) Fetch(ctx context.Context) (Key, error) {
 	if err := ctx.Err(); err != nil {
-		return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(p.path), Err: err}
+		return Key{}, &Error{Provider: fileProviderName, Ref: p.ref, Err: err}
 	}
 	raw, err := envread.KeyText(envread.Value{Var: p.path, Path: p.path})
 	if err != nil {
-		return Key{}, &Error{Provider: fileProviderName, Ref: safeRef(p.path), Kind: envread.Kind(err), Err: scrubError(err)}
+		return Key{}, &Error{Provider: fileProviderName, Ref: p.ref, Kind: envread.Kind(err), Err: scrubError(err)}
 	}
-	return parseKey(fileProviderName, safeRef(p.path), p.svc, raw)
+	return parseKey(fileProviderName, p.ref, p.svc, raw)
 }
 
 // Watch watches the file through its directory (see envread.Watch).
 func (p fileProvider) Watch(ctx context.Context) <-chan struct{} { return envread.Watch(ctx, p.path) }
 
 // readVar reads the key held literally in the variable name, by the rules
-// of package envread: unset is ErrNotFound, blank ErrInvalidKey.
-func readVar(lookup func(string) (string, bool), name string, svc Service) (Key, error) {
+// of package envread: unset is ErrNotFound, blank ErrInvalidKey. ref is
+// name as errors show it (safeRef(name)).
+func readVar(lookup func(string) (string, bool), name, ref string, svc Service) (Key, error) {
 	v, err := envread.Var(lookup, name)
 	if err == nil {
 		v, err = envread.KeyText(envread.Value{Var: name, Text: v})
 	}
 	if err != nil {
-		return Key{}, &Error{Provider: envProviderName, Ref: safeRef(name), Kind: envread.Kind(err), Err: scrubError(err)}
+		return Key{}, &Error{Provider: envProviderName, Ref: ref, Kind: envread.Kind(err), Err: scrubError(err)}
 	}
-	return parseKey(envProviderName, safeRef(name), svc, v)
+	return parseKey(envProviderName, ref, svc, v)
 }
 
 func parseKey(provider, ref string, svc Service, raw string) (Key, error) {
