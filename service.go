@@ -3,8 +3,9 @@ package keyprovider
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
+
+	"github.com/keyprovider/keyprovider/internal/envread"
 )
 
 // Service describes an API whose keys this module handles: where its key is
@@ -185,12 +186,8 @@ func (s Service) ResolveBaseURL(opts ...EnvOption) (Service, error) {
 		from = "the service's base URL"
 	}
 	if s.BaseURLEnvVar != "" {
-		lookup := envOptions(opts).LookupEnv
-		if lookup == nil {
-			lookup = os.LookupEnv
-		}
-		if v, ok := lookup(s.BaseURLEnvVar); ok && strings.TrimSpace(v) != "" {
-			from, raw = s.BaseURLEnvVar, strings.TrimSpace(v)
+		if v, err := envread.Var(envOptions(opts).LookupEnv, s.BaseURLEnvVar); err == nil {
+			from, raw = s.BaseURLEnvVar, v
 		}
 	}
 	if raw == "" {
