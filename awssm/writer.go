@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/keyprovider/keyprovider"
+	"github.com/keyprovider/keyprovider/internal/redact"
 	"github.com/keyprovider/keyprovider/rotation"
 )
 
@@ -85,10 +86,21 @@ func (p *Provider) Stage(ctx context.Context, current, next keyprovider.Key) (ro
 		VersionStages:      []string{StagePending},
 	})
 	if err != nil {
-		return rotation.Staged{}, p.classify(ctx, err)
+		return rotation.Staged{}, p.failWrite(ctx, next, err)
 	}
 	version := aws.ToString(out.VersionId)
 	return rotation.Staged{Mode: rotation.Pending, Current: current.Version(), Version: version, Next: keyprovider.NewKey(next.Reveal(), version), Previous: current}, nil
+}
+
+// failWrite is classify for a write that sent next: an AWS or a proxy that
+// echoes the request cannot put the new key in the error, whatever its
+// shape (vault's and onepassword's failWrite do the same).
+func (p *Provider) failWrite(ctx context.Context, next keyprovider.Key, err error) error {
+	e := p.classify(ctx, err)
+	if ke := (*keyprovider.Error)(nil); errors.As(e, &ke) {
+		ke.Err = redact.Error(ke.Err, next.Reveal())
+	}
+	return e
 }
 
 // newValue is the secret string of the new version.

@@ -2,6 +2,11 @@ package awssm_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,4 +92,28 @@ func TestWriterPromoteConflict(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pinned.Stage(ctx, got, keyprovider.NewKey(writerNewKey, ""))
 	require.ErrorIs(t, err, keyprovider.ErrInvalidKey)
+}
+
+// TestStageErrorIsScrubbedOfTheNewKey: an AWS (or a proxy) that echoes a
+// failed PutSecretValue gets no part of the new key into Stage's error,
+// even a key with no known prefix that does not look generated.
+func TestStageErrorIsScrubbedOfTheNewKey(t *testing.T) {
+	const newKey = "correct-horse-battery-staple-rotation"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"__type":"ValidationException","message":"bad request: %s"}`, strings.ReplaceAll(string(body), `"`, `'`))
+	}))
+	defer echo.Close()
+	client := secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(echo.URL),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIAECHOEXAMPLE0000", SecretAccessKey: "s3cr3t"}, nil
+		}), Retryer: aws.NopRetryer{}})
+	p, err := awssm.New(client, "svc")
+	require.NoError(t, err)
+	_, err = p.Stage(context.Background(), keyprovider.NewKey("old-key-value-0000", "v1"), keyprovider.NewKey(newKey, ""))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "bad request", "the server's message is kept")
+	assert.NotContains(t, err.Error(), newKey)
 }
