@@ -20,7 +20,7 @@ func (s *supervisor) writeKeyFiles(keys map[string]keyprovider.Key) error {
 		if !ok || k.Equal(s.running[name]) && s.running != nil {
 			continue
 		}
-		if err := writeFileAtomic(path, k.Reveal()+"\n"); err != nil {
+		if err := writeFileAtomic(path, k.Reveal()+"\n", 0o600); err != nil {
 			return fmt.Errorf("--key-file %s: %w", name, err)
 		}
 		s.log.Info("keyprov exec: key written", "var", name, "file", path, "key", k)
@@ -38,10 +38,11 @@ func (s *supervisor) removeKeyFiles() {
 	}
 }
 
-// writeFileAtomic writes data to path with mode 0600: to a temporary file
+// writeFileAtomic writes data to path with mode perm: to a temporary file
 // in the same directory, synced, then renamed over path, so that a reader
-// sees the old key or the new one, never a part.
-func writeFileAtomic(path, data string) (err error) {
+// sees the old key or the new one, never a part. A failed rename is an
+// *os.LinkError; path is untouched whatever fails.
+func writeFileAtomic(path, data string, perm os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -52,7 +53,7 @@ func writeFileAtomic(path, data string) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if err = f.Chmod(0o600); err != nil {
+	if err = f.Chmod(perm); err != nil {
 		return err
 	}
 	if _, err = io.WriteString(f, data); err != nil {

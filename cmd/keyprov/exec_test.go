@@ -233,7 +233,7 @@ func assertReaped(t *testing.T, pid int) {
 // writeKey replaces the key file at path atomically, as a secret mount does.
 func writeKey(t *testing.T, path, key string) {
 	t.Helper()
-	require.NoError(t, writeFileAtomic(path, key+"\n"))
+	require.NoError(t, writeFileAtomic(path, key+"\n", 0o600))
 }
 
 // childScript writes execChild to a file and returns its path.

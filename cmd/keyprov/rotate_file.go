@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/keyprovider/keyprovider"
 	"github.com/keyprovider/keyprovider/rotation"
@@ -17,7 +17,6 @@ import (
 // file's mode. The old key is not kept.
 type fileWriter struct {
 	path string
-	svc  keyprovider.Service
 }
 
 var _ rotation.Writer = fileWriter{}
@@ -38,32 +37,15 @@ func (w fileWriter) Promote(_ context.Context, s rotation.Staged) (keyprovider.K
 	if err != nil {
 		return keyprovider.Key{}, fmt.Errorf("the key file: %w", err)
 	}
-	content := []byte(s.Next.Reveal())
+	content := s.Next.Reveal()
 	if bytes.HasSuffix(old, []byte("\n")) {
-		content = append(content, '\n')
+		content += "\n"
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(w.path), "."+filepath.Base(w.path)+".rotate-*")
-	if err != nil {
+	if err := writeFileAtomic(w.path, content, fi.Mode().Perm()); err != nil {
+		if le := (*os.LinkError)(nil); errors.As(err, &le) {
+			return keyprovider.Key{}, fmt.Errorf("replacing the key file: %w", err)
+		}
 		return keyprovider.Key{}, fmt.Errorf("writing beside the key file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // once renamed, there is nothing to remove
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		tmp.Close()
-		return keyprovider.Key{}, fmt.Errorf("writing beside the key file: %w", err)
-	}
-	if _, err := tmp.Write(content); err != nil {
-		tmp.Close()
-		return keyprovider.Key{}, fmt.Errorf("writing beside the key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return keyprovider.Key{}, fmt.Errorf("writing beside the key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return keyprovider.Key{}, fmt.Errorf("writing beside the key file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), w.path); err != nil {
-		return keyprovider.Key{}, fmt.Errorf("replacing the key file: %w", err)
 	}
 	return s.Next, nil
 }

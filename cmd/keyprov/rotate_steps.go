@@ -28,7 +28,7 @@ func (r *rotationRun) openWriter(ctx context.Context) error {
 			return r.fail("stage", fmt.Errorf("%w: a file (%s) without --write-file", errNotWritable, ref.Path),
 				"a file is usually mounted by an orchestrator (a Kubernetes Secret): rotate it there, or pass --write-file to rewrite it in place (atomic rename, mode kept; no staging, so --yes too)")
 		}
-		r.w = fileWriter{path: ref.Path, svc: r.svc}
+		r.w = fileWriter{path: ref.Path}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.c.timeout)
