@@ -99,7 +99,7 @@ func prepareExec(ctx context.Context, args, environ []string, processEnv bool, s
 		inject = func(name string) (string, bool) { v, ok := snapshot[name]; return v, ok }
 	}
 	octx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	bs, err := bindings(octx, defaultResolver{}, cfg.env, inject, only)
+	bs, err := bindings(octx, cfg.env, inject, only)
 	cancel()
 	if err != nil {
 		return fail("%v", err)
@@ -278,22 +278,6 @@ func environFrom(env lookupFunc) []string {
 	}
 	return out
 }
-
-// defaultResolver is the default [keyprovider.Resolver], the one the
-// backends register into, through the package's functions (with the
-// hint of [withBuildHint]).
-type defaultResolver struct{}
-
-func (defaultResolver) FromEnv(ctx context.Context, svc keyprovider.Service, opts ...keyprovider.EnvOption) (*keyprovider.EnvProvider, error) {
-	return fromEnv(ctx, svc, opts...)
-}
-
-func (defaultResolver) Open(ctx context.Context, ref string, svc keyprovider.Service, opts ...keyprovider.EnvOption) (keyprovider.Provider, error) {
-	return openRef(ctx, ref, svc, opts...)
-}
-
-func (defaultResolver) Parse(s string) (keyprovider.Ref, error) { return parseRef(s) }
-func (defaultResolver) Schemes() []string                       { return keyprovSchemes() }
 
 // randFloat is the splay's draw.
 func randFloat() float64 { return rand.Float64() }

@@ -120,27 +120,19 @@ type binding struct {
 	p keyprovider.Provider
 }
 
-// resolver is what bindings resolves references with: a
-// [*keyprovider.Resolver], or the default one.
-type resolver interface {
-	FromEnv(ctx context.Context, svc keyprovider.Service, opts ...keyprovider.EnvOption) (*keyprovider.EnvProvider, error)
-	Open(ctx context.Context, ref string, svc keyprovider.Service, opts ...keyprovider.EnvOption) (keyprovider.Provider, error)
-	Parse(s string) (keyprovider.Ref, error)
-	Schemes() []string
-}
-
 // errResolve is wrapped by the errors of the resolution of references.
 var errResolve = errors.New("cannot resolve")
 
-// bindings opens every reference of e (of the variables of only, if any)
-// with r: a known service's variables (TESSERA_API_KEY holding a reference
-// of any scheme, or TESSERA_API_KEY_FILE) through [keyprovider.Resolver.FromEnv],
+// bindings opens every reference of e (of the variables of only, if any):
+// a known service's variables (TESSERA_API_KEY holding a reference
+// of any scheme, or TESSERA_API_KEY_FILE) through [keyprovider.FromEnv],
 // exactly as the service would; any other variable whose value is a
-// reference of a scheme r knows through [keyprovider.Resolver.Open]. Values
+// reference of a scheme keyprov resolves (linked, or left out of this
+// build) through [keyprovider.Open]. Values
 // of other schemes (http://, postgres://) and literal values are left as
 // they are. inject is the environment given to the backends: nil for the
 // process's own. On error, the bindings opened so far are closed.
-func bindings(ctx context.Context, r resolver, e *childEnv, inject lookupFunc, only []string) (bs []binding, err error) {
+func bindings(ctx context.Context, e *childEnv, inject lookupFunc, only []string) (bs []binding, err error) {
 	defer func() {
 		if err != nil {
 			closeBindings(bs)
@@ -163,23 +155,23 @@ func bindings(ctx context.Context, r resolver, e *childEnv, inject lookupFunc, o
 		if !(isSet && envread.IsRef(strings.TrimSpace(v)) || fileSet) || !selected(svc.EnvVar, fileVar) {
 			continue
 		}
-		p, err := r.FromEnv(ctx, svc, opts...)
+		p, err := fromEnv(ctx, svc, opts...)
 		if err != nil {
 			return bs, fmt.Errorf("%s: %w: %w", svc.EnvVar, errResolve, err)
 		}
 		bs = append(bs, binding{name: svc.EnvVar, drop: fileVar, svc: svc, source: describeSource(p.Source()), p: p})
 	}
-	schemes := r.Schemes()
+	schemes := keyprovSchemes()
 	for _, name := range e.names {
 		v := e.vars[name]
 		scheme, _, ok := envread.SplitScheme(v)
 		if serviceVars[name] || !ok || !slices.Contains(schemes, strings.ToLower(scheme)) || !selected(name) {
 			continue
 		}
-		ref, err := r.Parse(v)
+		ref, err := parseRef(v)
 		if err == nil {
 			var p keyprovider.Provider
-			if p, err = r.Open(ctx, v, keyprovider.Service{}, opts...); err == nil {
+			if p, err = openRef(ctx, v, keyprovider.Service{}, opts...); err == nil {
 				bs = append(bs, binding{name: name, source: describeSource(keyprovider.EnvSource{Var: name, Ref: ref}), p: p})
 				continue
 			}
