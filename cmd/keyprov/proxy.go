@@ -73,7 +73,6 @@ type proxyServer struct {
 	log     *slog.Logger
 	stderr  io.Writer
 	timeout time.Duration
-	cleanup func()
 	// metrics is the MeterProvider of src and the /metrics handler;
 	// metricsSrv serves it on --metrics-listen (nil: on the proxy's listener).
 	metrics    *promMetrics
@@ -160,19 +159,18 @@ func newProxyServer(ctx context.Context, args []string, env lookupFunc, stdout, 
 // listen opens the proxy's listener and, with metricsAddr, the metrics
 // listener. On failure it closes what it opened, the source included.
 func (p *proxyServer) listen(lis listenSpec, mode os.FileMode, group, metricsAddr string) error {
-	ln, cleanup, err := lis.open(mode, group)
+	ln, err := lis.open(mode, group)
 	if err != nil {
 		_ = p.src.Close()
 		p.metrics.shutdown()
 		return err
 	}
-	p.ln, p.cleanup = ln, cleanup
+	p.ln = ln
 	if metricsAddr == "" {
 		return nil
 	}
 	if p.metricsSrv, err = serveMetrics(metricsAddr, p.metrics, p.log); err != nil {
 		_ = ln.Close()
-		cleanup()
 		_ = p.src.Close()
 		p.metrics.shutdown()
 		return err
@@ -221,7 +219,6 @@ func (p *proxyServer) serve(ctx context.Context) int {
 		p.log.Warn("keyprov proxy: closing the key source", "error", err)
 	}
 	p.metrics.shutdown()
-	p.cleanup()
 	return code
 }
 

@@ -86,29 +86,28 @@ func (l listenSpec) hosts(a net.Addr) []string {
 
 // open listens. A Unix socket is created with mode (and group), never
 // more open than that even for an instant, after removing a stale socket
-// left at the path (never another kind of file). The returned cleanup
+// left at the path (never another kind of file). Closing the listener
 // removes the socket.
-func (l listenSpec) open(mode os.FileMode, group string) (net.Listener, func(), error) {
+func (l listenSpec) open(mode os.FileMode, group string) (net.Listener, error) {
 	if !l.unix {
-		ln, err := net.Listen("tcp", l.addr)
-		return ln, func() {}, err
+		return net.Listen("tcp", l.addr)
 	}
 	if fi, err := os.Lstat(l.addr); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, nil, fmt.Errorf("--listen unix:%s: the path exists and is not a socket", l.addr)
+			return nil, fmt.Errorf("--listen unix:%s: the path exists and is not a socket", l.addr)
 		}
 		if c, err := net.Dial("unix", l.addr); err == nil {
 			_ = c.Close()
-			return nil, nil, fmt.Errorf("--listen unix:%s: another process is listening there", l.addr)
+			return nil, fmt.Errorf("--listen unix:%s: another process is listening there", l.addr)
 		}
 		_ = os.Remove(l.addr)
 	}
 	ln, err := listenUnix(l.addr, mode)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	fail := func(err error) (net.Listener, func(), error) { _ = ln.Close(); return nil, nil, err }
+	fail := func(err error) (net.Listener, error) { _ = ln.Close(); return nil, err }
 	if group != "" {
 		gid, err := lookupGroup(group)
 		if err != nil {
@@ -121,7 +120,7 @@ func (l listenSpec) open(mode os.FileMode, group string) (net.Listener, func(), 
 	if err := os.Chmod(l.addr, mode); err != nil {
 		return fail(fmt.Errorf("--socket-mode: %w", err))
 	}
-	return ln, func() {}, nil
+	return ln, nil
 }
 
 func lookupGroup(name string) (int, error) {
