@@ -47,18 +47,12 @@ const inheritEnvUsage = "let an env file's environment fall back to keyprov's ow
 	"(VAULT_ADDR, VAULT_TOKEN, OP_CONNECT_TOKEN, AWS credentials...); default: the file's environment is complete on its own, " +
 	"so keyprov's own credentials are never sent to a host an env file names"
 
-// serviceIn parses the --service and --env-file flags shared by get and
-// watch: the service, and the environment to resolve its key in, as the
-// lookup to give [keyprovider.WithLookupEnv] (nil for keyprov's own). An
-// env file's environment is complete on its own (see [fileLookup]). A
-// non-negative code means: stop with it.
-func serviceIn(cmd, service, envFile string, env lookupFunc, stderr io.Writer) (keyprovider.Service, lookupFunc, int) {
-	svc, e, code := serviceEnv(cmd, service, envFile, false, env, stderr)
-	return svc, e.inject, code
-}
-
-// serviceEnv is serviceIn with the --inherit-env flag, returning the whole
-// environment.
+// serviceEnv parses the --service, --env-file and --inherit-env flags
+// shared by get and watch: the service, and the environment to resolve its
+// key in (its inject is the lookup to give [keyprovider.WithLookupEnv], nil
+// for keyprov's own). An env file's environment is complete on its own
+// unless inherit (see [fileLookup]). A non-negative code means: stop with
+// it.
 func serviceEnv(cmd, service, envFile string, inherit bool, env lookupFunc, stderr io.Writer) (keyprovider.Service, environment, int) {
 	svc, err := parseService(service)
 	if err != nil {

@@ -47,10 +47,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (proxyFlags, int) {
 	fs.DurationVar(&f.refresh, "refresh-interval", 0, "how often to refresh the key; 0: the library's default (5m)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this loopback host:port instead of on --listen (non-loopback with --allow-non-loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
-	if code := parseFlags(fs, args); code >= 0 {
-		return f, code
-	}
-	return f, -1
+	return f, parseFlags(fs, args)
 }
 
 // runProxy is keyprov proxy: it serves until ctx is done (SIGINT,

@@ -25,11 +25,11 @@ func runWatch(ctx context.Context, args []string, env lookupFunc, stdout, stderr
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	svc, lookup, code := serviceIn("watch", *service, *envFile, env, stderr)
+	svc, e, code := serviceEnv("watch", *service, *envFile, false, env, stderr)
 	if code >= 0 {
 		return code
 	}
-	p, err := fromEnv(ctx, svc, keyprovider.WithLookupEnv(lookup))
+	p, err := fromEnv(ctx, svc, keyprovider.WithLookupEnv(e.inject))
 	if err != nil {
 		fmt.Fprintf(stderr, "keyprov watch: %s\n", redact.String(err.Error()))
 		return exitFail
