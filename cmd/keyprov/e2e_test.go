@@ -41,6 +41,14 @@ func keyprovBin(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds the keyprov binary")
 	}
+	bin, err := builtKeyprov()
+	require.NoError(t, err)
+	return bin
+}
+
+// builtKeyprov builds the binary the first time it is called, and returns
+// it (or why it could not be built) every time.
+func builtKeyprov() (string, error) {
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "keyprov-e2e-")
 		if buildErr != nil {
@@ -51,8 +59,7 @@ func keyprovBin(t *testing.T) string {
 		defer cancel()
 		buildErr = buildKeyprov(ctx, binPath)
 	})
-	require.NoError(t, buildErr)
-	return binPath
+	return binPath, buildErr
 }
 
 // buildKeyprov builds the keyprov of this directory into out, with the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,23 +50,14 @@ func BenchmarkExecStartup(b *testing.B) {
 	}
 }
 
-// keyprovBinB is keyprovBin for a benchmark.
+// keyprovBinB is keyprovBin for a benchmark (which runs under -short too).
 func keyprovBinB(b *testing.B) string {
 	b.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "keyprov-e2e-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "keyprov")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		buildErr = buildKeyprov(ctx, binPath)
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
+	bin, err := builtKeyprov()
+	if err != nil {
+		b.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
 type buildError struct {

@@ -93,10 +93,10 @@ func benchReverseProxy(upstream *url.URL, key string) http.Handler {
 // a bare httputil.ReverseProxy to it adding a static Authorization header,
 // and keyprov proxy to it; it returns the three ways to reach it.
 func benchTargets(tb testing.TB) []benchTarget {
-	upstream := benchServer(tb, benchUpstream())
+	upstream := loopbackServer(tb, benchUpstream())
 	key := newTesseraKey()
 	u, _ := url.Parse(upstream)
-	reverse := benchServer(tb, benchReverseProxy(u, key))
+	reverse := loopbackServer(tb, benchReverseProxy(u, key))
 
 	dir := tb.TempDir()
 	file := filepath.Join(dir, "key")
@@ -228,16 +228,4 @@ func benchTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256
 	return t
-}
-
-func benchServer(b testing.TB, h http.Handler) string {
-	b.Helper()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := netListenLoopback()
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String()
 }

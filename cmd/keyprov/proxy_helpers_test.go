@@ -148,7 +148,7 @@ func newStandin(t *testing.T, key string) *standin.Server {
 
 // loopbackServer starts an HTTP server on 127.0.0.1 for h and closes it at
 // the end of the test.
-func loopbackServer(t *testing.T, h http.Handler) (url string) {
+func loopbackServer(t testing.TB, h http.Handler) (url string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

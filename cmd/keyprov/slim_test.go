@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +61,7 @@ func TestSlimBuild(t *testing.T) {
 	})
 
 	t.Run("file", func(t *testing.T) {
-		key := "sk-tessera-" + randomAlnum(t, 32)
+		key := newTesseraKey()
 		file := filepath.Join(t.TempDir(), "tessera")
 		require.NoError(t, os.WriteFile(file, []byte(key+"\n"), 0o600))
 		got := execBin(t, bin, map[string]string{"TESSERA_API_KEY": "file://" + file}, "check", "--service", "tessera")
@@ -143,17 +141,4 @@ func TestSlimBuildHint(t *testing.T) {
 	assert.NoError(t, withBuildHint(nil))
 	other := keyprovider.ErrNotFound
 	assert.Equal(t, other, withBuildHint(other))
-}
-
-// randomAlnum is n random letters and digits.
-func randomAlnum(t *testing.T, n int) string {
-	t.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	for i := range b {
-		j, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		require.NoError(t, err)
-		b[i] = alphabet[j.Int64()]
-	}
-	return string(b)
 }
