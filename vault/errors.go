@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 
@@ -60,7 +59,6 @@ func kind(err error) error {
 	var (
 		re   *api.ResponseError
 		ce   *configError
-		ne   net.Error
 		gone *secretGone
 		mf   *missingField
 		mm   *missingMount
@@ -81,9 +79,7 @@ func kind(err error) error {
 		default: // 429, 5xx, 503 sealed or standby
 			return keyprovider.ErrUnavailable
 		}
-	case errors.As(err, &ne):
-		return keyprovider.ErrUnavailable
-	default:
+	default: // a network failure, or anything unforeseen
 		return keyprovider.ErrUnavailable
 	}
 }
