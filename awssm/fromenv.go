@@ -242,11 +242,16 @@ type recordingCreds struct {
 // Retrieve implements [aws.CredentialsProvider].
 func (r *recordingCreds) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := r.inner.Retrieve(ctx)
-	if err == nil {
-		secrets := []redact.Secret{redact.NewSecret(c.SecretAccessKey), redact.NewSecret(c.SessionToken)}
-		r.last.Store(&secrets)
+	if err != nil {
+		return c, err
 	}
-	return c, err
+	// The SDK asks on every signed request; record only what changed.
+	if last := r.last.Load(); last != nil && (*last)[0].Reveal() == c.SecretAccessKey && (*last)[1].Reveal() == c.SessionToken {
+		return c, nil
+	}
+	secrets := []redact.Secret{redact.NewSecret(c.SecretAccessKey), redact.NewSecret(c.SessionToken)}
+	r.last.Store(&secrets)
+	return c, nil
 }
 
 // secrets returns the secret parts of the last credentials retrieved.
