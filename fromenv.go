@@ -47,11 +47,7 @@ func (r *Resolver) sourceFromEnv(svc Service, o EnvOptions) (EnvSource, error) {
 	}
 	v, err := envread.Lookup(o.LookupEnv, svc.EnvVar)
 	if err != nil {
-		ref := svc.EnvVar
-		if v.Var != "" {
-			ref = v.Var
-		}
-		return EnvSource{}, &Error{Provider: envProviderName, Ref: ref, Kind: envread.Kind(err), Err: err}
+		return EnvSource{}, &Error{Provider: envProviderName, Ref: v.Var, Kind: envread.Kind(err), Err: err}
 	}
 	if v.FromFile() {
 		path, err := filepath.Abs(v.Path)

@@ -174,11 +174,7 @@ func (p *Provider) Fetch(ctx context.Context) (keyprovider.Key, error) {
 		err = &ConflictError{Var: p.name, FileVar: p.FileVar()}
 	}
 	if err != nil {
-		ref := p.name
-		if v.Var != "" {
-			ref = v.Var
-		}
-		return keyprovider.Key{}, p.fail(ref, envread.Kind(err), err)
+		return keyprovider.Key{}, p.fail(v.Var, envread.Kind(err), err)
 	}
 	raw, err := envread.KeyText(v)
 	if errors.Is(err, envread.ErrReference) {

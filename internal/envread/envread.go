@@ -92,8 +92,9 @@ func (v Value) FromFile() bool { return v.Path != "" }
 
 // Lookup finds which of name and name_FILE is set, without reading any file.
 // A nil lookup means [os.LookupEnv]. The errors are [ErrNotSet] and
-// [ErrBothSet] and [ErrBlank], wrapped with the variables' names; with
-// ErrBlank, Value.Var names the blank variable. The path is returned as
+// [ErrBothSet] and [ErrBlank], wrapped with the variables' names; with an
+// error, Value.Var names the variable it is about (the blank one, or name
+// when both or neither is set). The path is returned as
 // written: a relative one is relative to the working directory.
 func Lookup(lookup LookupFunc, name string) (Value, error) {
 	if lookup == nil {
@@ -104,7 +105,7 @@ func Lookup(lookup LookupFunc, name string) (Value, error) {
 	path, pathSet := get(lookup, fileVar)
 	switch {
 	case text != "" && path != "":
-		return Value{}, fmt.Errorf("%s and %s: %w; set only one", name, fileVar, ErrBothSet)
+		return Value{Var: name}, fmt.Errorf("%s and %s: %w; set only one", name, fileVar, ErrBothSet)
 	case text != "":
 		return Value{Var: name, Text: text}, nil
 	case path != "":
@@ -114,7 +115,7 @@ func Lookup(lookup LookupFunc, name string) (Value, error) {
 	case pathSet:
 		return Value{Var: fileVar}, fmt.Errorf("%s: %w", fileVar, ErrBlank)
 	default:
-		return Value{}, notSetError{name: name, fileVar: fileVar}
+		return Value{Var: name}, notSetError{name: name, fileVar: fileVar}
 	}
 }
 
