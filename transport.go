@@ -245,17 +245,7 @@ func (t *Transport) CloseIdleConnections() {
 // caller's request, whatever request Base put in it.
 func (t *Transport) send(req, r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
-	if err != nil {
-		if resp != nil {
-			httpbody.Close(resp.Body)
-		}
-		return nil, err
-	}
-	if resp == nil {
-		return nil, errNilResponse
-	}
-	resp.Request = req
-	return resp, nil
+	return httpbody.Answer(req, resp, err, errNilResponse)
 }
 
 // header returns the Authorization header value for k, cached per key. The
@@ -329,8 +319,8 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		t.count(ctx, resp, nil)
 		return resp, nil
 	}
-	body, err := nextBody(req)
-	if err != nil {
+	body, ok := httpbody.Next(req)
+	if !ok {
 		t.count(ctx, resp, nil)
 		return resp, nil
 	}
@@ -382,17 +372,3 @@ func (t *Transport) refresh(ctx context.Context, req *http.Request, stale Key) (
 	}
 	return fresh, changed
 }
-
-// nextBody returns a fresh copy of req's body for a replay, or an error if
-// it cannot be sent again.
-func nextBody(req *http.Request) (io.ReadCloser, error) {
-	switch {
-	case req.Body == nil || req.Body == http.NoBody:
-		return req.Body, nil
-	case req.GetBody == nil:
-		return nil, errNotReplayable
-	}
-	return req.GetBody()
-}
-
-var errNotReplayable = errors.New("request body cannot be sent again")

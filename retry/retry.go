@@ -34,7 +34,6 @@ package retry
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -181,16 +180,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := next.RoundTrip(req)
 	for attempt := 1; ; attempt++ {
-		if err != nil {
-			if resp != nil && resp.Body != nil {
-				_ = resp.Body.Close()
-			}
+		if resp, err = httpbody.Answer(req, resp, err, errNilResponse); err != nil {
 			return nil, err
 		}
-		if resp == nil {
-			return nil, errNilResponse
-		}
-		resp.Request = req
 		if resp.StatusCode != http.StatusTooManyRequests || attempt >= t.o.MaxAttempts || !retryable(req) {
 			return resp, nil
 		}
@@ -199,8 +191,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !ok {
 			return resp, nil
 		}
-		body, berr := nextBody(req)
-		if berr != nil {
+		body, ok := httpbody.Next(req)
+		if !ok {
 			return resp, nil
 		}
 		httpbody.Discard(resp)
@@ -295,12 +287,4 @@ func retryable(req *http.Request) bool {
 	}
 	_, ok := req.Header["X-Idempotency-Key"]
 	return ok
-}
-
-// nextBody returns a fresh copy of req's body for another attempt.
-func nextBody(req *http.Request) (io.ReadCloser, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req.Body, nil
-	}
-	return req.GetBody()
 }
