@@ -224,13 +224,19 @@ type route struct {
 	serve   func(s *Server, w http.ResponseWriter, r *http.Request, ids []string)
 }
 
-// routes is the one place the /v1 endpoints are registered; a file that adds
-// endpoints (item writes) appends to it from its init function.
+// itemPath is the path of one item, read and written.
+var itemPath = regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`)
+
+// routes is the one place the /v1 endpoints are registered: the reads, and
+// the item writes of update.go, so that faults, the token check, revocation
+// and the ID checks apply to writes as to reads.
 var routes = []route{
 	{RouteListVaults, http.MethodGet, regexp.MustCompile(`^/v1/vaults$`), (*Server).listVaults},
 	{RouteGetVault, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)$`), (*Server).getVault},
 	{RouteListItems, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)/items$`), (*Server).listItems},
-	{RouteGetItem, http.MethodGet, regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`), (*Server).getItem},
+	{RouteGetItem, http.MethodGet, itemPath, (*Server).getItem},
+	{RouteUpdateItem, http.MethodPut, itemPath, (*Server).updateItem},
+	{RoutePatchItem, http.MethodPatch, itemPath, (*Server).updateItem},
 }
 
 // match finds the route of a request. found is false when no pattern

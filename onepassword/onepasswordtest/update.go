@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 
 	op "github.com/1Password/connect-sdk-go/onepassword"
@@ -19,15 +18,6 @@ const (
 
 // maxUpdateBody bounds the body of an update.
 const maxUpdateBody = 1 << 20
-
-// The item writes join the routes of server.go, so that faults, the token
-// check, revocation and the ID checks apply to them as to reads.
-func init() {
-	item := regexp.MustCompile(`^/v1/vaults/([^/]+)/items/([^/]+)$`)
-	routes = append(routes,
-		route{RouteUpdateItem, http.MethodPut, item, (*Server).updateItem},
-		route{RoutePatchItem, http.MethodPatch, item, (*Server).updateItem})
-}
 
 // updateItem serves PUT and PATCH on an item, as Connect does (s.mu is
 // held):
