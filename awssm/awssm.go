@@ -361,6 +361,13 @@ var (
 
 // value extracts the raw key from the secret version, applying JSONField.
 func (p *Provider) value(out *secretsmanager.GetSecretValueOutput) (string, error) {
+	_, key, err := p.decode(out)
+	return key, err
+}
+
+// decode is value, also returning, with JSONField, the object the key is a
+// field of.
+func (p *Provider) decode(out *secretsmanager.GetSecretValueOutput) (map[string]json.RawMessage, string, error) {
 	version := aws.ToString(out.VersionId)
 	var raw string
 	switch {
@@ -369,28 +376,28 @@ func (p *Provider) value(out *secretsmanager.GetSecretValueOutput) (string, erro
 	case out.SecretBinary != nil:
 		raw = string(out.SecretBinary)
 	default:
-		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w", version, errNoValue))
+		return nil, "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w", version, errNoValue))
 	}
 	if p.opts.JSONField == "" {
 		if looksLikeJSONObject(raw) {
-			return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w", version, errJSONWithout))
+			return nil, "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w", version, errJSONWithout))
 		}
-		return raw, nil
+		return nil, raw, nil
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &obj); err != nil || obj == nil {
 		// The decoder's message can quote the value: never include it.
-		return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w (looking for field %q)", version, errNotJSON, p.opts.JSONField))
+		return nil, "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w (looking for field %q)", version, errNotJSON, p.opts.JSONField))
 	}
 	field, ok := obj[p.opts.JSONField]
 	if !ok {
-		return "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w: %q (the object has %d field(s))", version, errNoField, p.opts.JSONField, len(obj)))
+		return nil, "", p.fail(keyprovider.ErrNotFound, fmt.Errorf("version %s: %w: %q (the object has %d field(s))", version, errNoField, p.opts.JSONField, len(obj)))
 	}
 	var s string
 	if err := json.Unmarshal(field, &s); err != nil {
-		return "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w: %q is %s", version, errNotString, p.opts.JSONField, jsonKind(field)))
+		return nil, "", p.fail(keyprovider.ErrInvalidKey, fmt.Errorf("version %s: %w: %q is %s", version, errNotString, p.opts.JSONField, jsonKind(field)))
 	}
-	return s, nil
+	return obj, s, nil
 }
 
 func looksLikeJSONObject(s string) bool {

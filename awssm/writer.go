@@ -114,11 +114,10 @@ func (p *Provider) newValue(ctx context.Context, currentVersion string, next key
 	if err != nil {
 		return "", p.classify(ctx, err)
 	}
-	if _, err := p.value(out); err != nil { // the field is there, a string
+	obj, _, err := p.decode(out) // the field is there, a string
+	if err != nil {
 		return "", err
 	}
-	var obj map[string]json.RawMessage
-	_ = json.Unmarshal([]byte(aws.ToString(out.SecretString)+string(out.SecretBinary)), &obj) // value checked it
 	field, _ := json.Marshal(next.Reveal())
 	obj[p.opts.JSONField] = field
 	b, _ := json.Marshal(obj) // RawMessages that decoded: cannot fail
