@@ -91,9 +91,10 @@ func (s *Source) run(f *flight) {
 	} else {
 		s.succeededLocked(k, prev, now)
 	}
-	s.finishLocked(f, k, err)
 	s.mu.Unlock()
 
+	// Logged before the waiters are released (and outside the lock), so
+	// that a caller answered by this fetch finds it in the log already.
 	switch {
 	case err != nil:
 		s.logFailure(err, prev, streak)
@@ -102,6 +103,12 @@ func (s *Source) run(f *flight) {
 	default:
 		s.o.Logger.Debug("rotate: key refreshed, unchanged", "key", k)
 	}
+
+	s.mu.Lock()
+	if !s.closed { // else Close has answered f's waiters meanwhile
+		s.finishLocked(f, k, err)
+	}
+	s.mu.Unlock()
 }
 
 func oldKey(prev *snapshot) keyprovider.Key {
